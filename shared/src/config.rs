@@ -1,0 +1,191 @@
+//! The parts of a Hugging Face `config.json` that the contract and the engines need.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// How logits become `probs`, as named by `problem_type` in config.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    Regression,
+    SingleLabelClassification,
+    MultiLabelClassification,
+}
+
+/// Model metadata read from config.json. Unknown keys are ignored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub architectures: Vec<String>,
+    pub model_type: Option<String>,
+    pub num_labels: Option<usize>,
+    /// `id2label` with its string keys parsed to class ids.
+    pub id2label: Option<BTreeMap<usize, String>>,
+    pub problem_type: Option<ProblemType>,
+    pub pad_token_id: Option<u32>,
+    pub vocab_size: Option<usize>,
+    pub max_position_embeddings: Option<usize>,
+    /// `rope_theta`, or `rope_parameters.rope_theta` (the transformers 5 layout).
+    pub rope_theta: Option<f64>,
+    /// `torch_dtype`, or `dtype` (the transformers 5 name).
+    pub dtype: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    architectures: Option<Vec<String>>,
+    model_type: Option<String>,
+    num_labels: Option<usize>,
+    id2label: Option<BTreeMap<String, String>>,
+    problem_type: Option<ProblemType>,
+    pad_token_id: Option<Value>,
+    vocab_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    rope_theta: Option<f64>,
+    rope_parameters: Option<Value>,
+    torch_dtype: Option<String>,
+    dtype: Option<String>,
+}
+
+impl ModelConfig {
+    /// Parses config.json. The error says which field is wrong; callers add the file name.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let id2label = match raw.id2label {
+            None => None,
+            Some(map) => {
+                let mut parsed = BTreeMap::new();
+                for (key, label) in map {
+                    let id = key
+                        .parse::<usize>()
+                        .map_err(|_| format!("id2label key `{key}` is not a class id"))?;
+                    parsed.insert(id, label);
+                }
+                Some(parsed)
+            }
+        };
+        // pad_token_id is sometimes a list (several pad ids); the first one is the padding id.
+        let pad_token_id = match raw.pad_token_id {
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            Some(Value::Array(ids)) => ids
+                .first()
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok()),
+            _ => None,
+        };
+        let rope_theta = raw.rope_theta.or_else(|| {
+            raw.rope_parameters
+                .as_ref()
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Value::as_f64)
+        });
+        Ok(ModelConfig {
+            architectures: raw.architectures.unwrap_or_default(),
+            model_type: raw.model_type,
+            num_labels: raw.num_labels,
+            id2label,
+            problem_type: raw.problem_type,
+            pad_token_id,
+            vocab_size: raw.vocab_size,
+            max_position_embeddings: raw.max_position_embeddings,
+            rope_theta,
+            dtype: raw.torch_dtype.or(raw.dtype),
+        })
+    }
+
+    pub fn architecture(&self) -> Option<&str> {
+        self.architectures.first().map(String::as_str)
+    }
+
+    /// The class count the config declares: `num_labels`, else the size of `id2label`.
+    pub fn declared_num_labels(&self) -> Option<usize> {
+        self.num_labels
+            .or_else(|| self.id2label.as_ref().map(BTreeMap::len))
+    }
+
+    /// Labels for a head with `num_classes` outputs: `id2label[i]`, else `LABEL_i` when the config
+    /// declares `num_labels`, else `Class_i`. Fails when the config and the head disagree.
+    pub fn labels(&self, num_classes: usize) -> Result<Vec<String>, String> {
+        if let Some(declared) = self.declared_num_labels()
+            && declared != num_classes
+        {
+            return Err(format!(
+                "config.json declares {declared} labels but the classification head has {num_classes} outputs"
+            ));
+        }
+        let labels = (0..num_classes)
+            .map(|i| match (&self.id2label, self.num_labels) {
+                (Some(map), _) => map.get(&i).cloned().unwrap_or_else(|| format!("LABEL_{i}")),
+                (None, Some(_)) => format!("LABEL_{i}"),
+                (None, None) => format!("Class_{i}"),
+            })
+            .collect();
+        Ok(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_labels_problem_type_and_limits() {
+        let config = ModelConfig::from_json(
+            br#"{"architectures":["BertForSequenceClassification"],"id2label":{"0":"NEG","1":"POS"},
+                "problem_type":"single_label_classification","pad_token_id":0,"max_position_embeddings":512,
+                "torch_dtype":"float32","vocab_size":30522,"unknown":{"nested":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(config.architecture(), Some("BertForSequenceClassification"));
+        assert_eq!(config.labels(2).unwrap(), ["NEG", "POS"]);
+        assert_eq!(config.problem_type, Some(ProblemType::SingleLabelClassification));
+        assert_eq!(config.pad_token_id, Some(0));
+        assert_eq!(config.max_position_embeddings, Some(512));
+        assert_eq!(config.dtype.as_deref(), Some("float32"));
+        assert_eq!(config.vocab_size, Some(30522));
+    }
+
+    #[test]
+    fn label_rungs() {
+        let with_num = ModelConfig::from_json(br#"{"num_labels":3}"#).unwrap();
+        assert_eq!(with_num.labels(3).unwrap(), ["LABEL_0", "LABEL_1", "LABEL_2"]);
+        let bare = ModelConfig::from_json(b"{}").unwrap();
+        assert_eq!(bare.labels(2).unwrap(), ["Class_0", "Class_1"]);
+        let partial = ModelConfig::from_json(br#"{"num_labels":2,"id2label":{"1":"yes"}}"#).unwrap();
+        assert_eq!(partial.labels(2).unwrap(), ["LABEL_0", "yes"]);
+    }
+
+    #[test]
+    fn head_and_config_must_agree() {
+        let config = ModelConfig::from_json(br#"{"id2label":{"0":"a","1":"b"}}"#).unwrap();
+        let err = config.labels(3).unwrap_err();
+        assert!(err.contains("2 labels") && err.contains("3 outputs"), "{err}");
+    }
+
+    #[test]
+    fn rope_theta_and_dtype_from_either_layout() {
+        let v4 = ModelConfig::from_json(br#"{"rope_theta":10000.0,"torch_dtype":"bfloat16"}"#).unwrap();
+        assert_eq!(v4.rope_theta, Some(10000.0));
+        assert_eq!(v4.dtype.as_deref(), Some("bfloat16"));
+        let v5 = ModelConfig::from_json(
+            br#"{"rope_parameters":{"rope_type":"default","rope_theta":500000.0},"dtype":"float16"}"#,
+        )
+        .unwrap();
+        assert_eq!(v5.rope_theta, Some(500000.0));
+        assert_eq!(v5.dtype.as_deref(), Some("float16"));
+    }
+
+    #[test]
+    fn bad_id2label_key_is_an_error() {
+        let err = ModelConfig::from_json(br#"{"id2label":{"x":"a"}}"#).unwrap_err();
+        assert!(err.contains("`x`"), "{err}");
+    }
+
+    #[test]
+    fn pad_token_id_list_takes_the_first() {
+        let config = ModelConfig::from_json(br#"{"pad_token_id":[7,8]}"#).unwrap();
+        assert_eq!(config.pad_token_id, Some(7));
+    }
+}

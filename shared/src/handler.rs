@@ -1,0 +1,293 @@
+//! The request handler both front ends call: routing, validation, tokenization, inference through a
+//! [`Backend`], post-processing, and every error in the contract's shape.
+
+use std::time::Instant;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::backend::{Backend, InferenceJob};
+use crate::error::{ApiError, ErrorKind};
+use crate::model::ServedModel;
+use crate::request::{Body, ClassifyRequest, Input, Truncation};
+use crate::response::{ClassifyData, ClassifyResponse, ModelCard, ModelList, TokenizeResponse, Usage};
+use crate::{activation, request_id, unix_now};
+
+/// Limits and credentials of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerConfig {
+    /// Larger bodies get 413. Front ends should also stop reading past this.
+    pub max_body_bytes: usize,
+    /// Most inputs in one classify request.
+    pub max_inputs_per_request: usize,
+    /// When set, every route but `/health` wants `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        HandlerConfig {
+            max_body_bytes: 2 * 1024 * 1024,
+            max_inputs_per_request: 256,
+            api_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Classify,
+    Models,
+    Health,
+    Tokenize,
+}
+
+impl Route {
+    fn from_path(path: &str) -> Option<Route> {
+        match path {
+            "/v1/classify" | "/classify" => Some(Route::Classify),
+            "/v1/models" => Some(Route::Models),
+            "/health" => Some(Route::Health),
+            "/tokenize" => Some(Route::Tokenize),
+            _ => None,
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Route::Classify | Route::Tokenize => Method::POST,
+            Route::Models | Route::Health => Method::GET,
+        }
+    }
+}
+
+/// Answers one HTTP request. Never panics on any input; every non-200 answer is a contract error body.
+pub async fn handle<B: Backend>(backend: &B, config: &HandlerConfig, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+    let path = request.uri().path();
+    let Some(route) = Route::from_path(path) else {
+        return error_response(&ApiError::new(ErrorKind::NotFound, format!("no route for {path}")));
+    };
+    if request.method() != route.method() {
+        let error = ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            format!("{path} accepts {}, not {}", route.method(), request.method()),
+        );
+        let mut response = error_response(&error);
+        let allow = if route.method() == Method::POST { "POST" } else { "GET" };
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        return response;
+    }
+    let result = match authorize(config, route, request.headers()) {
+        Err(error) => Err(error),
+        Ok(()) if request.body().len() > config.max_body_bytes => {
+            Err(ApiError::payload_too_large(config.max_body_bytes))
+        }
+        Ok(()) => match route {
+            Route::Classify => classify(backend, config, request).await.map(|r| json_response(&r)),
+            Route::Models => Ok(json_response(&model_list(backend))),
+            Route::Health => backend.health().map(|()| json_response(&serde_json::json!({"status": "ok"}))),
+            Route::Tokenize => tokenize(backend, request.body()).map(|r| json_response(&r)),
+        },
+    };
+    result.unwrap_or_else(|error| error_response(&error))
+}
+
+/// The contract error body with its status.
+pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
+    let mut response = Response::new(error.to_json());
+    *response.status_mut() = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = Response::new(bytes);
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(e) => error_response(&ApiError::internal(format!("could not encode the response: {e}"))),
+    }
+}
+
+fn authorize(config: &HandlerConfig, route: Route, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = &config.api_key else { return Ok(()) };
+    if route == Route::Health {
+        return Ok(());
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if constant_time_eq(token.trim().as_bytes(), key.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(ErrorKind::Authentication, "invalid API key")),
+        None => Err(ApiError::new(
+            ErrorKind::Authentication,
+            "missing API key: send `Authorization: Bearer <key>`",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn find_model<'a, B: Backend>(backend: &'a B, name: &str) -> Result<(usize, &'a ServedModel), ApiError> {
+    backend
+        .models()
+        .iter()
+        .enumerate()
+        .find(|(_, model)| model.name == name)
+        .ok_or_else(|| ApiError::model_not_found(name))
+}
+
+async fn classify<B: Backend>(
+    backend: &B,
+    config: &HandlerConfig,
+    http_request: &Request<Vec<u8>>,
+) -> Result<ClassifyResponse, ApiError> {
+    let body = Body::parse(http_request.body())?;
+    let (index, model) = find_model(backend, body.model()?)?;
+    let request = body.into_classify(config.max_inputs_per_request)?;
+    let started = Instant::now();
+    let sequences = prepare_inputs(model, &request)?;
+    backend.record_tokenization(&model.name, started.elapsed());
+    let prompt_tokens = sequences.iter().map(Vec::len).sum();
+    tracing::info!(
+        model = %model.name,
+        user = request.user.as_deref().unwrap_or(""),
+        inputs = sequences.len(),
+        prompt_tokens,
+        "classify"
+    );
+    let count = sequences.len();
+    let logits = backend
+        .classify(index, InferenceJob { sequences, priority: request.priority })
+        .await?;
+    if logits.len() != count || logits.iter().any(|l| l.len() != model.num_classes()) {
+        return Err(ApiError::internal("the engine returned logits of the wrong shape"));
+    }
+    let activation = model.activation();
+    let mut data = Vec::with_capacity(count);
+    for (i, raw) in logits.into_iter().enumerate() {
+        if raw.iter().any(|x| !x.is_finite()) {
+            return Err(ApiError::internal("the model produced non-finite logits"));
+        }
+        let probs = activation.apply(&raw);
+        let label = model.labels[activation::argmax(&probs)].clone();
+        data.push(ClassifyData {
+            index: i,
+            label,
+            probs: if request.use_activation { probs } else { raw },
+            num_classes: model.num_classes(),
+        });
+    }
+    Ok(ClassifyResponse {
+        id: request_id::response_id(request.rid.as_deref(), http_request.headers()),
+        object: "list",
+        created: unix_now(),
+        model: model.name.clone(),
+        data,
+        usage: Usage::prompt_only(prompt_tokens),
+    })
+}
+
+/// Tokenizes text inputs or checks token-id inputs, applies truncation and enforces the max length.
+fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<Vec<u32>>, ApiError> {
+    let max_len = model.max_model_len;
+    let limit = match request.truncate_prompt_tokens {
+        None => None,
+        Some(Truncation::ModelMax) => Some(max_len),
+        Some(Truncation::Tokens(k)) => match usize::try_from(k) {
+            Ok(k) if k <= max_len => Some(k),
+            _ => {
+                return Err(ApiError::invalid(
+                    "truncate_prompt_tokens",
+                    format!("`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"),
+                ));
+            }
+        },
+    };
+    let sequences = match &request.input {
+        Input::Texts(texts) => texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                model
+                    .tokenizer
+                    .encode(text, request.add_special_tokens, limit)
+                    .map_err(|e| ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Input::TokenIds { sequences, batched } => {
+            let mut checked = Vec::with_capacity(sequences.len());
+            for (i, ids) in sequences.iter().enumerate() {
+                let mut out = Vec::with_capacity(ids.len());
+                for (j, &id) in ids.iter().enumerate() {
+                    match u32::try_from(id) {
+                        Ok(id) if (id as usize) < model.vocab_size => out.push(id),
+                        _ => {
+                            let path = if *batched { format!("input[{i}][{j}]") } else { format!("input[{j}]") };
+                            return Err(ApiError::invalid(
+                                "input",
+                                format!("{path} = {id} is not a valid token id (vocab size {})", model.vocab_size),
+                            ));
+                        }
+                    }
+                }
+                if let Some(limit) = limit {
+                    model.tokenizer.truncate_ids(&mut out, limit);
+                }
+                checked.push(out);
+            }
+            checked
+        }
+    };
+    for (i, sequence) in sequences.iter().enumerate() {
+        if sequence.is_empty() {
+            return Err(ApiError::invalid("input", format!("input[{i}] produces no tokens")));
+        }
+        if sequence.len() > max_len {
+            return Err(ApiError::invalid(
+                "input",
+                format!(
+                    "input[{i}] has {} tokens, more than the model's max length of {max_len}; shorten it or set \
+                     `truncate_prompt_tokens`",
+                    sequence.len()
+                ),
+            ));
+        }
+    }
+    Ok(sequences)
+}
+
+fn tokenize<B: Backend>(backend: &B, body: &[u8]) -> Result<TokenizeResponse, ApiError> {
+    let body = Body::parse(body)?;
+    let (_, model) = find_model(backend, body.model()?)?;
+    let request = body.into_tokenize()?;
+    let tokens = model
+        .tokenizer
+        .encode(&request.prompt, request.add_special_tokens, None)
+        .map_err(|e| ApiError::invalid("prompt", format!("`prompt` cannot be tokenized: {e}")))?;
+    Ok(TokenizeResponse { count: tokens.len(), tokens, max_model_len: model.max_model_len })
+}
+
+fn model_list<B: Backend>(backend: &B) -> ModelList {
+    let data = backend
+        .models()
+        .iter()
+        .map(|model| ModelCard {
+            id: model.name.clone(),
+            object: "model",
+            created: model.created,
+            owned_by: "classify",
+            max_model_len: model.max_model_len,
+            num_labels: model.num_classes(),
+            labels: model.labels.clone(),
+            architecture: model.architecture().to_owned(),
+        })
+        .collect();
+    ModelList { object: "list", data }
+}

@@ -1,0 +1,85 @@
+//! What the protocol knows about a served model: its name, metadata, tokenizer and labels.
+
+use std::path::Path;
+
+use crate::activation::Activation;
+use crate::config::ModelConfig;
+use crate::tokenize::TextTokenizer;
+
+pub struct ServedModel {
+    /// The name clients send in `model`.
+    pub name: String,
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+    /// One label per class of the head, in class-id order.
+    pub labels: Vec<String>,
+    pub max_model_len: usize,
+    /// Token ids must be below this (the embedding table's rows).
+    pub vocab_size: usize,
+    /// Unix seconds when the model was loaded.
+    pub created: u64,
+}
+
+/// What an engine learns from the weights themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelShape {
+    /// Outputs of the classification head.
+    pub num_classes: usize,
+    /// Rows of the position table (or the context length for rotary models).
+    pub max_positions: usize,
+    /// Rows of the token embedding table.
+    pub vocab_size: usize,
+}
+
+/// config.json and the tokenizer files of a Hugging Face model directory.
+pub struct ModelFiles {
+    pub config: ModelConfig,
+    pub tokenizer: TextTokenizer,
+}
+
+impl ModelFiles {
+    /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json`. Errors name the file.
+    pub fn read(dir: &Path) -> Result<ModelFiles, String> {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+        let config = ModelConfig::from_json(&read("config.json")?)
+            .map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
+        let tokenizer_config = dir.join("tokenizer_config.json");
+        let tokenizer_config = if tokenizer_config.exists() { Some(read("tokenizer_config.json")?) } else { None };
+        let tokenizer = TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
+            .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
+        Ok(ModelFiles { config, tokenizer })
+    }
+}
+
+impl ServedModel {
+    /// Joins the files with what the engine found in the weights. The max length is the position table's size,
+    /// lowered by the tokenizer's `model_max_length` when that is smaller.
+    pub fn new(name: String, files: ModelFiles, shape: ModelShape) -> Result<ServedModel, String> {
+        let labels = files.config.labels(shape.num_classes)?;
+        let max_model_len = match files.tokenizer.model_max_length() {
+            Some(limit) if limit > 0 => limit.min(shape.max_positions),
+            _ => shape.max_positions,
+        };
+        Ok(ServedModel {
+            name,
+            config: files.config,
+            tokenizer: files.tokenizer,
+            labels,
+            max_model_len,
+            vocab_size: shape.vocab_size,
+            created: crate::unix_now(),
+        })
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn activation(&self) -> Activation {
+        Activation::for_model(self.config.problem_type, self.num_classes())
+    }
+
+    pub fn architecture(&self) -> &str {
+        self.config.architecture().unwrap_or("unknown")
+    }
+}
