@@ -1,1 +1,43 @@
-fn main(){}
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use classify_native::server::shutdown_signal;
+use classify_native::{App, Args, serve};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let app = Arc::new(tokio::task::block_in_place(|| App::load(&args))?);
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let address: SocketAddr = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    serve(listener, app, shutdown_signal()).await;
+    Ok(())
+}

@@ -52,11 +52,23 @@ mod tests {
     #[test]
     fn choice_by_problem_type_and_classes() {
         assert_eq!(Activation::for_model(None, 2), Activation::Softmax);
-        assert_eq!(Activation::for_model(Some(ProblemType::SingleLabelClassification), 3), Activation::Softmax);
+        assert_eq!(
+            Activation::for_model(Some(ProblemType::SingleLabelClassification), 3),
+            Activation::Softmax
+        );
         assert_eq!(Activation::for_model(None, 1), Activation::Sigmoid);
-        assert_eq!(Activation::for_model(Some(ProblemType::MultiLabelClassification), 4), Activation::Sigmoid);
-        assert_eq!(Activation::for_model(Some(ProblemType::Regression), 1), Activation::Identity);
-        assert_eq!(Activation::for_model(Some(ProblemType::Regression), 3), Activation::Identity);
+        assert_eq!(
+            Activation::for_model(Some(ProblemType::MultiLabelClassification), 4),
+            Activation::Sigmoid
+        );
+        assert_eq!(
+            Activation::for_model(Some(ProblemType::Regression), 1),
+            Activation::Identity
+        );
+        assert_eq!(
+            Activation::for_model(Some(ProblemType::Regression), 3),
+            Activation::Identity
+        );
     }
 
     #[test]
@@ -69,7 +81,9 @@ mod tests {
     #[test]
     fn sigmoid_and_identity() {
         let probs = Activation::Sigmoid.apply(&[0.0, 2.0, -100.0]);
-        assert!((probs[0] - 0.5).abs() < 1e-7 && (probs[1] - 0.880797).abs() < 1e-6 && probs[2] < 1e-40);
+        assert!(
+            (probs[0] - 0.5).abs() < 1e-7 && (probs[1] - 0.880797).abs() < 1e-6 && probs[2] < 1e-40
+        );
         assert_eq!(Activation::Identity.apply(&[-3.5, 2.0]), [-3.5, 2.0]);
     }
 

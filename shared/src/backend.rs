@@ -25,7 +25,11 @@ pub trait Backend {
     }
 
     /// Raw logits, one vector per sequence of `job`, for the model at `model` in [`Backend::models`].
-    fn classify(&self, model: usize, job: InferenceJob) -> impl Future<Output = Result<Vec<Vec<f32>>, ApiError>>;
+    fn classify(
+        &self,
+        model: usize,
+        job: InferenceJob,
+    ) -> impl Future<Output = Result<Vec<Vec<f32>>, ApiError>>;
 
     /// Called after the inputs of a request were tokenized, for metrics.
     fn record_tokenization(&self, _model: &str, _elapsed: Duration) {}

@@ -140,7 +140,10 @@ mod tests {
         .unwrap();
         assert_eq!(config.architecture(), Some("BertForSequenceClassification"));
         assert_eq!(config.labels(2).unwrap(), ["NEG", "POS"]);
-        assert_eq!(config.problem_type, Some(ProblemType::SingleLabelClassification));
+        assert_eq!(
+            config.problem_type,
+            Some(ProblemType::SingleLabelClassification)
+        );
         assert_eq!(config.pad_token_id, Some(0));
         assert_eq!(config.max_position_embeddings, Some(512));
         assert_eq!(config.dtype.as_deref(), Some("float32"));
@@ -150,10 +153,14 @@ mod tests {
     #[test]
     fn label_rungs() {
         let with_num = ModelConfig::from_json(br#"{"num_labels":3}"#).unwrap();
-        assert_eq!(with_num.labels(3).unwrap(), ["LABEL_0", "LABEL_1", "LABEL_2"]);
+        assert_eq!(
+            with_num.labels(3).unwrap(),
+            ["LABEL_0", "LABEL_1", "LABEL_2"]
+        );
         let bare = ModelConfig::from_json(b"{}").unwrap();
         assert_eq!(bare.labels(2).unwrap(), ["Class_0", "Class_1"]);
-        let partial = ModelConfig::from_json(br#"{"num_labels":2,"id2label":{"1":"yes"}}"#).unwrap();
+        let partial =
+            ModelConfig::from_json(br#"{"num_labels":2,"id2label":{"1":"yes"}}"#).unwrap();
         assert_eq!(partial.labels(2).unwrap(), ["LABEL_0", "yes"]);
     }
 
@@ -161,12 +168,16 @@ mod tests {
     fn head_and_config_must_agree() {
         let config = ModelConfig::from_json(br#"{"id2label":{"0":"a","1":"b"}}"#).unwrap();
         let err = config.labels(3).unwrap_err();
-        assert!(err.contains("2 labels") && err.contains("3 outputs"), "{err}");
+        assert!(
+            err.contains("2 labels") && err.contains("3 outputs"),
+            "{err}"
+        );
     }
 
     #[test]
     fn rope_theta_and_dtype_from_either_layout() {
-        let v4 = ModelConfig::from_json(br#"{"rope_theta":10000.0,"torch_dtype":"bfloat16"}"#).unwrap();
+        let v4 =
+            ModelConfig::from_json(br#"{"rope_theta":10000.0,"torch_dtype":"bfloat16"}"#).unwrap();
         assert_eq!(v4.rope_theta, Some(10000.0));
         assert_eq!(v4.dtype.as_deref(), Some("bfloat16"));
         let v5 = ModelConfig::from_json(

@@ -10,7 +10,9 @@ use crate::backend::{Backend, InferenceJob};
 use crate::error::{ApiError, ErrorKind};
 use crate::model::ServedModel;
 use crate::request::{Body, ClassifyRequest, Input, Truncation};
-use crate::response::{ClassifyData, ClassifyResponse, ModelCard, ModelList, TokenizeResponse, Usage};
+use crate::response::{
+    ClassifyData, ClassifyResponse, ModelCard, ModelList, TokenizeResponse, Usage,
+};
 use crate::{activation, request_id, unix_now};
 
 /// Limits and credentials of a deployment.
@@ -62,19 +64,36 @@ impl Route {
 }
 
 /// Answers one HTTP request. Never panics on any input; every non-200 answer is a contract error body.
-pub async fn handle<B: Backend>(backend: &B, config: &HandlerConfig, request: &Request<Vec<u8>>) -> Response<Vec<u8>> {
+pub async fn handle<B: Backend>(
+    backend: &B,
+    config: &HandlerConfig,
+    request: &Request<Vec<u8>>,
+) -> Response<Vec<u8>> {
     let path = request.uri().path();
     let Some(route) = Route::from_path(path) else {
-        return error_response(&ApiError::new(ErrorKind::NotFound, format!("no route for {path}")));
+        return error_response(&ApiError::new(
+            ErrorKind::NotFound,
+            format!("no route for {path}"),
+        ));
     };
     if request.method() != route.method() {
         let error = ApiError::new(
             ErrorKind::MethodNotAllowed,
-            format!("{path} accepts {}, not {}", route.method(), request.method()),
+            format!(
+                "{path} accepts {}, not {}",
+                route.method(),
+                request.method()
+            ),
         );
         let mut response = error_response(&error);
-        let allow = if route.method() == Method::POST { "POST" } else { "GET" };
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+        let allow = if route.method() == Method::POST {
+            "POST"
+        } else {
+            "GET"
+        };
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
         return response;
     }
     let result = match authorize(config, route, request.headers()) {
@@ -83,9 +102,13 @@ pub async fn handle<B: Backend>(backend: &B, config: &HandlerConfig, request: &R
             Err(ApiError::payload_too_large(config.max_body_bytes))
         }
         Ok(()) => match route {
-            Route::Classify => classify(backend, config, request).await.map(|r| json_response(&r)),
+            Route::Classify => classify(backend, config, request)
+                .await
+                .map(|r| json_response(&r)),
             Route::Models => Ok(json_response(&model_list(backend))),
-            Route::Health => backend.health().map(|()| json_response(&serde_json::json!({"status": "ok"}))),
+            Route::Health => backend
+                .health()
+                .map(|()| json_response(&serde_json::json!({"status": "ok"}))),
             Route::Tokenize => tokenize(backend, request.body()).map(|r| json_response(&r)),
         },
     };
@@ -95,8 +118,12 @@ pub async fn handle<B: Backend>(backend: &B, config: &HandlerConfig, request: &R
 /// The contract error body with its status.
 pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
     let mut response = Response::new(error.to_json());
-    *response.status_mut() = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -104,15 +131,22 @@ fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut response = Response::new(bytes);
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             response
         }
-        Err(e) => error_response(&ApiError::internal(format!("could not encode the response: {e}"))),
+        Err(e) => error_response(&ApiError::internal(format!(
+            "could not encode the response: {e}"
+        ))),
     }
 }
 
 fn authorize(config: &HandlerConfig, route: Route, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(key) = &config.api_key else { return Ok(()) };
+    let Some(key) = &config.api_key else {
+        return Ok(());
+    };
     if route == Route::Health {
         return Ok(());
     }
@@ -134,7 +168,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn find_model<'a, B: Backend>(backend: &'a B, name: &str) -> Result<(usize, &'a ServedModel), ApiError> {
+fn find_model<'a, B: Backend>(
+    backend: &'a B,
+    name: &str,
+) -> Result<(usize, &'a ServedModel), ApiError> {
     backend
         .models()
         .iter()
@@ -164,10 +201,18 @@ async fn classify<B: Backend>(
     );
     let count = sequences.len();
     let logits = backend
-        .classify(index, InferenceJob { sequences, priority: request.priority })
+        .classify(
+            index,
+            InferenceJob {
+                sequences,
+                priority: request.priority,
+            },
+        )
         .await?;
     if logits.len() != count || logits.iter().any(|l| l.len() != model.num_classes()) {
-        return Err(ApiError::internal("the engine returned logits of the wrong shape"));
+        return Err(ApiError::internal(
+            "the engine returned logits of the wrong shape",
+        ));
     }
     let activation = model.activation();
     let mut data = Vec::with_capacity(count);
@@ -195,7 +240,10 @@ async fn classify<B: Backend>(
 }
 
 /// Tokenizes text inputs or checks token-id inputs, applies truncation and enforces the max length.
-fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<Vec<u32>>, ApiError> {
+fn prepare_inputs(
+    model: &ServedModel,
+    request: &ClassifyRequest,
+) -> Result<Vec<Vec<u32>>, ApiError> {
     let max_len = model.max_model_len;
     let limit = match request.truncate_prompt_tokens {
         None => None,
@@ -205,7 +253,9 @@ fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<
             _ => {
                 return Err(ApiError::invalid(
                     "truncate_prompt_tokens",
-                    format!("`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"),
+                    format!(
+                        "`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"
+                    ),
                 ));
             }
         },
@@ -218,7 +268,9 @@ fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<
                 model
                     .tokenizer
                     .encode(text, request.add_special_tokens, limit)
-                    .map_err(|e| ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}")))
+                    .map_err(|e| {
+                        ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}"))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?,
         Input::TokenIds { sequences, batched } => {
@@ -229,10 +281,17 @@ fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<
                     match u32::try_from(id) {
                         Ok(id) if (id as usize) < model.vocab_size => out.push(id),
                         _ => {
-                            let path = if *batched { format!("input[{i}][{j}]") } else { format!("input[{j}]") };
+                            let path = if *batched {
+                                format!("input[{i}][{j}]")
+                            } else {
+                                format!("input[{j}]")
+                            };
                             return Err(ApiError::invalid(
                                 "input",
-                                format!("{path} = {id} is not a valid token id (vocab size {})", model.vocab_size),
+                                format!(
+                                    "{path} = {id} is not a valid token id (vocab size {})",
+                                    model.vocab_size
+                                ),
                             ));
                         }
                     }
@@ -247,7 +306,10 @@ fn prepare_inputs(model: &ServedModel, request: &ClassifyRequest) -> Result<Vec<
     };
     for (i, sequence) in sequences.iter().enumerate() {
         if sequence.is_empty() {
-            return Err(ApiError::invalid("input", format!("input[{i}] produces no tokens")));
+            return Err(ApiError::invalid(
+                "input",
+                format!("input[{i}] produces no tokens"),
+            ));
         }
         if sequence.len() > max_len {
             return Err(ApiError::invalid(
@@ -271,7 +333,11 @@ fn tokenize<B: Backend>(backend: &B, body: &[u8]) -> Result<TokenizeResponse, Ap
         .tokenizer
         .encode(&request.prompt, request.add_special_tokens, None)
         .map_err(|e| ApiError::invalid("prompt", format!("`prompt` cannot be tokenized: {e}")))?;
-    Ok(TokenizeResponse { count: tokens.len(), tokens, max_model_len: model.max_model_len })
+    Ok(TokenizeResponse {
+        count: tokens.len(),
+        tokens,
+        max_model_len: model.max_model_len,
+    })
 }
 
 fn model_list<B: Backend>(backend: &B) -> ModelList {
@@ -289,5 +355,8 @@ fn model_list<B: Backend>(backend: &B) -> ModelList {
             architecture: model.architecture().to_owned(),
         })
         .collect();
-    ModelList { object: "list", data }
+    ModelList {
+        object: "list",
+        data,
+    }
 }

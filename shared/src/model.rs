@@ -40,13 +40,20 @@ pub struct ModelFiles {
 impl ModelFiles {
     /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json`. Errors name the file.
     pub fn read(dir: &Path) -> Result<ModelFiles, String> {
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()));
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+        };
         let config = ModelConfig::from_json(&read("config.json")?)
             .map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
         let tokenizer_config = dir.join("tokenizer_config.json");
-        let tokenizer_config = if tokenizer_config.exists() { Some(read("tokenizer_config.json")?) } else { None };
-        let tokenizer = TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
-            .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
+        let tokenizer_config = if tokenizer_config.exists() {
+            Some(read("tokenizer_config.json")?)
+        } else {
+            None
+        };
+        let tokenizer =
+            TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
+                .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
         Ok(ModelFiles { config, tokenizer })
     }
 }

@@ -10,7 +10,10 @@ pub enum Input {
     /// `"text"` or `["t1", "t2"]`.
     Texts(Vec<String>),
     /// `[101, 2023, 102]` (one input, `batched: false`) or `[[101, 102], [101, 7592, 102]]` (`batched: true`).
-    TokenIds { sequences: Vec<Vec<u64>>, batched: bool },
+    TokenIds {
+        sequences: Vec<Vec<u64>>,
+        batched: bool,
+    },
 }
 
 impl Input {
@@ -60,13 +63,17 @@ pub struct Body(Map<String, Value>);
 
 impl Body {
     pub fn parse(bytes: &[u8]) -> Result<Body, ApiError> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| ApiError::invalid("body", format!("request body is not valid JSON: {e}")))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::invalid("body", format!("request body is not valid JSON: {e}"))
+        })?;
         match value {
             Value::Object(map) => Ok(Body(map)),
             other => Err(ApiError::invalid(
                 "body",
-                format!("request body must be a JSON object, not {}", type_name(&other)),
+                format!(
+                    "request body must be a JSON object, not {}",
+                    type_name(&other)
+                ),
             )),
         }
     }
@@ -83,7 +90,9 @@ impl Body {
     pub fn into_classify(self, max_inputs: usize) -> Result<ClassifyRequest, ApiError> {
         let model = self.model()?.to_owned();
         let input = match self.0.get("input") {
-            None | Some(Value::Null) => return Err(ApiError::invalid("input", "`input` is required")),
+            None | Some(Value::Null) => {
+                return Err(ApiError::invalid("input", "`input` is required"));
+            }
             Some(value) => parse_input(value, max_inputs)?,
         };
         let truncate_prompt_tokens = match self.optional_integer("truncate_prompt_tokens")? {
@@ -112,7 +121,9 @@ impl Body {
     pub fn into_tokenize(self) -> Result<TokenizeRequest, ApiError> {
         let model = self.model()?.to_owned();
         let prompt = match self.0.get("prompt") {
-            None | Some(Value::Null) => return Err(ApiError::invalid("prompt", "`prompt` is required")),
+            None | Some(Value::Null) => {
+                return Err(ApiError::invalid("prompt", "`prompt` is required"));
+            }
             Some(Value::String(prompt)) => prompt.clone(),
             Some(other) => return Err(wrong_type("prompt", "a string", other)),
         };
@@ -151,7 +162,10 @@ impl Body {
 }
 
 fn wrong_type(field: &'static str, expected: &str, got: &Value) -> ApiError {
-    ApiError::invalid(field, format!("`{field}` must be {expected}, not {}", type_name(got)))
+    ApiError::invalid(
+        field,
+        format!("`{field}` must be {expected}, not {}", type_name(got)),
+    )
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -170,7 +184,10 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
     let items = match value {
         Value::String(text) => {
             if text.trim().is_empty() {
-                return Err(ApiError::invalid("input", "`input` must not be an empty or blank string"));
+                return Err(ApiError::invalid(
+                    "input",
+                    "`input` must not be an empty or blank string",
+                ));
             }
             return Ok(Input::Texts(vec![text.clone()]));
         }
@@ -186,7 +203,10 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
         }
     };
     let Some(first) = items.first() else {
-        return Err(ApiError::invalid("input", "`input` must not be an empty list"));
+        return Err(ApiError::invalid(
+            "input",
+            "`input` must not be an empty list",
+        ));
     };
     if let Some((index, item)) = items
         .iter()
@@ -209,7 +229,10 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
             for (index, item) in items.iter().enumerate() {
                 let text = item.as_str().unwrap_or_default();
                 if text.trim().is_empty() {
-                    return Err(ApiError::invalid("input", format!("input[{index}] is an empty or blank string")));
+                    return Err(ApiError::invalid(
+                        "input",
+                        format!("input[{index}] is an empty or blank string"),
+                    ));
                 }
                 texts.push(text.to_owned());
             }
@@ -221,7 +244,10 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
                 .enumerate()
                 .map(|(index, item)| token_id(item, &format!("input[{index}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(Input::TokenIds { sequences: vec![ids], batched: false })
+            Ok(Input::TokenIds {
+                sequences: vec![ids],
+                batched: false,
+            })
         }
         Value::Array(_) => {
             check_count(items.len(), max_inputs)?;
@@ -229,7 +255,10 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
             for (index, item) in items.iter().enumerate() {
                 let inner = item.as_array().map(Vec::as_slice).unwrap_or_default();
                 if inner.is_empty() {
-                    return Err(ApiError::invalid("input", format!("input[{index}] is an empty list")));
+                    return Err(ApiError::invalid(
+                        "input",
+                        format!("input[{index}] is an empty list"),
+                    ));
                 }
                 let ids = inner
                     .iter()
@@ -238,11 +267,17 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
                     .collect::<Result<Vec<_>, _>>()?;
                 sequences.push(ids);
             }
-            Ok(Input::TokenIds { sequences, batched: true })
+            Ok(Input::TokenIds {
+                sequences,
+                batched: true,
+            })
         }
         other => Err(ApiError::invalid(
             "input",
-            format!("input[0] must be a string, a token id or a list of token ids, not {}", type_name(other)),
+            format!(
+                "input[0] must be a string, a token id or a list of token ids, not {}",
+                type_name(other)
+            ),
         )),
     }
 }
@@ -263,9 +298,15 @@ fn token_id(value: &Value, path: &str) -> Result<u64, ApiError> {
             if let Some(id) = n.as_u64() {
                 Ok(id)
             } else if n.as_i64().is_some_and(|id| id < 0) || n.as_f64().is_some_and(|id| id < 0.0) {
-                Err(ApiError::invalid("input", format!("{path} is a negative token id ({n})")))
+                Err(ApiError::invalid(
+                    "input",
+                    format!("{path} is a negative token id ({n})"),
+                ))
             } else {
-                Err(ApiError::invalid("input", format!("{path} is not an integer token id ({n})")))
+                Err(ApiError::invalid(
+                    "input",
+                    format!("{path} is not an integer token id ({n})"),
+                ))
             }
         }
         other => Err(ApiError::invalid(
@@ -289,24 +330,38 @@ mod tests {
 
     #[test]
     fn four_input_forms() {
-        assert_eq!(classify(r#"{"model":"m","input":"hi"}"#).unwrap().input, Input::Texts(vec!["hi".into()]));
         assert_eq!(
-            classify(r#"{"model":"m","input":["a","b"]}"#).unwrap().input,
+            classify(r#"{"model":"m","input":"hi"}"#).unwrap().input,
+            Input::Texts(vec!["hi".into()])
+        );
+        assert_eq!(
+            classify(r#"{"model":"m","input":["a","b"]}"#)
+                .unwrap()
+                .input,
             Input::Texts(vec!["a".into(), "b".into()])
         );
         assert_eq!(
             classify(r#"{"model":"m","input":[1,2]}"#).unwrap().input,
-            Input::TokenIds { sequences: vec![vec![1, 2]], batched: false }
+            Input::TokenIds {
+                sequences: vec![vec![1, 2]],
+                batched: false
+            }
         );
         assert_eq!(
-            classify(r#"{"model":"m","input":[[1],[2,3]]}"#).unwrap().input,
-            Input::TokenIds { sequences: vec![vec![1], vec![2, 3]], batched: true }
+            classify(r#"{"model":"m","input":[[1],[2,3]]}"#)
+                .unwrap()
+                .input,
+            Input::TokenIds {
+                sequences: vec![vec![1], vec![2, 3]],
+                batched: true
+            }
         );
     }
 
     #[test]
     fn defaults_and_unknown_fields() {
-        let request = classify(r#"{"model":"m","input":"x","whatever":{"a":[1]},"user":null}"#).unwrap();
+        let request =
+            classify(r#"{"model":"m","input":"x","whatever":{"a":[1]},"user":null}"#).unwrap();
         assert_eq!(request.priority, 0);
         assert!(request.add_special_tokens && request.use_activation);
         assert_eq!(request.truncate_prompt_tokens, None);
@@ -331,49 +386,119 @@ mod tests {
             (r#"{"model":"m","input":[]}"#, "empty list"),
             (r#"{"model":"m","input":["a",""]}"#, "input[1] is an empty"),
             (r#"{"model":"m","input":[[]]}"#, "input[0] is an empty list"),
-            (r#"{"model":"m","input":[[1],[]]}"#, "input[1] is an empty list"),
+            (
+                r#"{"model":"m","input":[[1],[]]}"#,
+                "input[1] is an empty list",
+            ),
         ] {
             let error = error(body);
             assert_eq!(error.status(), 400, "{body}");
-            assert!(error.message.contains(fragment), "{body}: {}", error.message);
+            assert!(
+                error.message.contains(fragment),
+                "{body}: {}",
+                error.message
+            );
             assert_eq!(error.param, Some("input"));
         }
     }
 
     #[test]
     fn bad_token_ids_name_their_index() {
-        assert!(error(r#"{"model":"m","input":[1,-1]}"#).message.contains("input[1] is a negative"));
-        assert!(error(r#"{"model":"m","input":[[1],[2,-5]]}"#).message.contains("input[1][1] is a negative"));
-        assert!(error(r#"{"model":"m","input":[1,2.5]}"#).message.contains("input[1] is not an integer"));
-        assert!(error(r#"{"model":"m","input":[[1,"a"]]}"#).message.contains("input[0][1] must be a token id"));
+        assert!(
+            error(r#"{"model":"m","input":[1,-1]}"#)
+                .message
+                .contains("input[1] is a negative")
+        );
+        assert!(
+            error(r#"{"model":"m","input":[[1],[2,-5]]}"#)
+                .message
+                .contains("input[1][1] is a negative")
+        );
+        assert!(
+            error(r#"{"model":"m","input":[1,2.5]}"#)
+                .message
+                .contains("input[1] is not an integer")
+        );
+        assert!(
+            error(r#"{"model":"m","input":[[1,"a"]]}"#)
+                .message
+                .contains("input[0][1] must be a token id")
+        );
         let huge = error(r#"{"model":"m","input":[1,-99999999999999999999999]}"#);
-        assert!(huge.message.contains("input[1] is a negative"), "{}", huge.message);
+        assert!(
+            huge.message.contains("input[1] is a negative"),
+            "{}",
+            huge.message
+        );
     }
 
     #[test]
     fn mixed_and_wrong_input_types() {
         let mixed = error(r#"{"model":"m","input":[1,"a"]}"#);
-        assert!(mixed.message.contains("input[1] is a string"), "{}", mixed.message);
-        assert!(error(r#"{"model":"m","input":5}"#).message.contains("not an integer"));
-        assert!(error(r#"{"model":"m","input":{}}"#).message.contains("not an object"));
-        assert!(error(r#"{"model":"m","input":[{}]}"#).message.contains("input[0] must be"));
-        assert!(error(r#"{"model":"m","input":[true]}"#).message.contains("input[0] must be"));
-        assert!(error(r#"{"model":"m"}"#).message.contains("`input` is required"));
+        assert!(
+            mixed.message.contains("input[1] is a string"),
+            "{}",
+            mixed.message
+        );
+        assert!(
+            error(r#"{"model":"m","input":5}"#)
+                .message
+                .contains("not an integer")
+        );
+        assert!(
+            error(r#"{"model":"m","input":{}}"#)
+                .message
+                .contains("not an object")
+        );
+        assert!(
+            error(r#"{"model":"m","input":[{}]}"#)
+                .message
+                .contains("input[0] must be")
+        );
+        assert!(
+            error(r#"{"model":"m","input":[true]}"#)
+                .message
+                .contains("input[0] must be")
+        );
+        assert!(
+            error(r#"{"model":"m"}"#)
+                .message
+                .contains("`input` is required")
+        );
     }
 
     #[test]
     fn too_many_inputs() {
         let error = error(r#"{"model":"m","input":["a","b","c","d","e"]}"#);
-        assert!(error.message.contains("5 given, at most 4"), "{}", error.message);
+        assert!(
+            error.message.contains("5 given, at most 4"),
+            "{}",
+            error.message
+        );
         assert!(classify(r#"{"model":"m","input":[[1],[2],[3],[4]]}"#).is_ok());
         assert!(classify(r#"{"model":"m","input":[[1],[2],[3],[4],[5]]}"#).is_err());
     }
 
     #[test]
     fn body_must_be_a_json_object() {
-        assert!(Body::parse(b"{not json").unwrap_err().message.contains("not valid JSON"));
-        assert!(Body::parse(b"[1,2]").unwrap_err().message.contains("not a list"));
-        assert!(Body::parse(b"").unwrap_err().message.contains("not valid JSON"));
+        assert!(
+            Body::parse(b"{not json")
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
+        assert!(
+            Body::parse(b"[1,2]")
+                .unwrap_err()
+                .message
+                .contains("not a list")
+        );
+        assert!(
+            Body::parse(b"")
+                .unwrap_err()
+                .message
+                .contains("not valid JSON")
+        );
         assert!(Body::parse(b"{\"model\":\"\xff\"}").is_err());
         let deep = "[".repeat(100_000);
         assert_eq!(Body::parse(deep.as_bytes()).unwrap_err().status(), 400);
@@ -386,17 +511,40 @@ mod tests {
             (r#"{"input":"x"}"#, "model"),
             (r#"{"model":"m","input":"x","priority":"high"}"#, "priority"),
             (r#"{"model":"m","input":"x","priority":1e40}"#, "priority"),
-            (r#"{"model":"m","input":"x","priority":99999999999999999999}"#, "priority"),
-            (r#"{"model":"m","input":"x","add_special_tokens":"yes"}"#, "add_special_tokens"),
-            (r#"{"model":"m","input":"x","use_activation":1}"#, "use_activation"),
+            (
+                r#"{"model":"m","input":"x","priority":99999999999999999999}"#,
+                "priority",
+            ),
+            (
+                r#"{"model":"m","input":"x","add_special_tokens":"yes"}"#,
+                "add_special_tokens",
+            ),
+            (
+                r#"{"model":"m","input":"x","use_activation":1}"#,
+                "use_activation",
+            ),
             (r#"{"model":"m","input":"x","rid":5}"#, "rid"),
             (r#"{"model":"m","input":"x","user":[]}"#, "user"),
-            (r#"{"model":"m","input":"x","truncate_prompt_tokens":0}"#, "truncate_prompt_tokens"),
-            (r#"{"model":"m","input":"x","truncate_prompt_tokens":-2}"#, "truncate_prompt_tokens"),
-            (r#"{"model":"m","input":"x","truncate_prompt_tokens":"5"}"#, "truncate_prompt_tokens"),
+            (
+                r#"{"model":"m","input":"x","truncate_prompt_tokens":0}"#,
+                "truncate_prompt_tokens",
+            ),
+            (
+                r#"{"model":"m","input":"x","truncate_prompt_tokens":-2}"#,
+                "truncate_prompt_tokens",
+            ),
+            (
+                r#"{"model":"m","input":"x","truncate_prompt_tokens":"5"}"#,
+                "truncate_prompt_tokens",
+            ),
         ] {
             let error = error(body);
-            assert_eq!((error.status(), error.param), (400, Some(param)), "{body}: {}", error.message);
+            assert_eq!(
+                (error.status(), error.param),
+                (400, Some(param)),
+                "{body}: {}",
+                error.message
+            );
         }
     }
 
@@ -404,8 +552,14 @@ mod tests {
     fn tokenize_request() {
         let body = Body::parse(br#"{"model":"m","prompt":"","add_special_tokens":false}"#).unwrap();
         let request = body.into_tokenize().unwrap();
-        assert_eq!((request.prompt.as_str(), request.add_special_tokens), ("", false));
-        let missing = Body::parse(br#"{"model":"m"}"#).unwrap().into_tokenize().unwrap_err();
+        assert_eq!(
+            (request.prompt.as_str(), request.add_special_tokens),
+            ("", false)
+        );
+        let missing = Body::parse(br#"{"model":"m"}"#)
+            .unwrap()
+            .into_tokenize()
+            .unwrap_err();
         assert_eq!(missing.param, Some("prompt"));
     }
 }

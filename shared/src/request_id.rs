@@ -34,7 +34,10 @@ mod tests {
         let random = response_id(None, &HeaderMap::new());
         let hex = random.strip_prefix("classify-").unwrap();
         assert_eq!(hex.len(), 32);
-        assert!(hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            hex.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(random, response_id(None, &HeaderMap::new()));
     }
 }

@@ -15,30 +15,43 @@ pub struct TextTokenizer {
 
 impl TextTokenizer {
     /// Builds from tokenizer.json and, when present, tokenizer_config.json (for `truncation_side`).
-    pub fn from_json(tokenizer_json: &[u8], tokenizer_config: Option<&[u8]>) -> Result<Self, String> {
+    pub fn from_json(
+        tokenizer_json: &[u8],
+        tokenizer_config: Option<&[u8]>,
+    ) -> Result<Self, String> {
         let mut inner = Tokenizer::from_bytes(tokenizer_json).map_err(|e| e.to_string())?;
         let configured_side = inner.get_truncation().map(|t| t.direction);
         inner.with_padding(None);
         inner.with_truncation(None).map_err(|e| e.to_string())?;
         let config: Value = match tokenizer_config {
-            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| format!("tokenizer_config.json: {e}"))?,
+            Some(bytes) => {
+                serde_json::from_slice(bytes).map_err(|e| format!("tokenizer_config.json: {e}"))?
+            }
             None => Value::Null,
         };
         let side_from_config = match config.get("truncation_side").and_then(Value::as_str) {
             Some("left") => Some(TruncationDirection::Left),
             Some("right") => Some(TruncationDirection::Right),
-            Some(other) => return Err(format!("tokenizer_config.json: unknown truncation_side `{other}`")),
+            Some(other) => {
+                return Err(format!(
+                    "tokenizer_config.json: unknown truncation_side `{other}`"
+                ));
+            }
             None => None,
         };
         let model_max_length = config
             .get("model_max_length")
             .and_then(Value::as_u64)
             .and_then(|n| usize::try_from(n).ok());
-        let num_special_tokens = inner.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        let num_special_tokens = inner
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(false));
         Ok(TextTokenizer {
             inner,
             num_special_tokens,
-            truncation_side: side_from_config.or(configured_side).unwrap_or(TruncationDirection::Right),
+            truncation_side: side_from_config
+                .or(configured_side)
+                .unwrap_or(TruncationDirection::Right),
             model_max_length,
         })
     }
@@ -52,14 +65,28 @@ impl TextTokenizer {
     }
 
     /// Token ids for `text`, keeping at most `max_tokens` in total (special tokens included and kept).
-    pub fn encode(&self, text: &str, add_special_tokens: bool, max_tokens: Option<usize>) -> Result<Vec<u32>, String> {
-        let full = self.inner.encode(text, add_special_tokens).map_err(|e| e.to_string())?;
+    pub fn encode(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        max_tokens: Option<usize>,
+    ) -> Result<Vec<u32>, String> {
+        let full = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| e.to_string())?;
         let Some(limit) = max_tokens.filter(|&limit| full.len() > limit) else {
             return Ok(full.get_ids().to_vec());
         };
-        let specials = if add_special_tokens { self.num_special_tokens } else { 0 };
+        let specials = if add_special_tokens {
+            self.num_special_tokens
+        } else {
+            0
+        };
         if limit < specials {
-            return Err(format!("cannot keep {limit} tokens: the tokenizer adds {specials} special tokens"));
+            return Err(format!(
+                "cannot keep {limit} tokens: the tokenizer adds {specials} special tokens"
+            ));
         }
         // The same steps as the tokenizer's own truncation: cut the plain sequence, then add the special tokens.
         let mut plain = self.inner.encode(text, false).map_err(|e| e.to_string())?;
@@ -67,7 +94,10 @@ impl TextTokenizer {
         if specials == 0 {
             return Ok(plain.get_ids().to_vec());
         }
-        let processed = self.inner.post_process(plain, None, true).map_err(|e| e.to_string())?;
+        let processed = self
+            .inner
+            .post_process(plain, None, true)
+            .map_err(|e| e.to_string())?;
         Ok(processed.get_ids().to_vec())
     }
 
@@ -117,7 +147,10 @@ pub(crate) mod tests {
 
     #[test]
     fn stored_padding_and_truncation_are_ignored() {
-        assert_eq!(bert().encode("a b c d e", true, None).unwrap(), [2, 4, 5, 6, 7, 8, 3]);
+        assert_eq!(
+            bert().encode("a b c d e", true, None).unwrap(),
+            [2, 4, 5, 6, 7, 8, 3]
+        );
     }
 
     #[test]
@@ -130,9 +163,18 @@ pub(crate) mod tests {
     #[test]
     fn truncation_keeps_special_tokens_in_the_budget() {
         let tokenizer = bert();
-        assert_eq!(tokenizer.encode("a b c d e", true, Some(4)).unwrap(), [2, 4, 5, 3]);
-        assert_eq!(tokenizer.encode("a b c d e", false, Some(2)).unwrap(), [4, 5]);
-        assert_eq!(tokenizer.encode("a b", true, Some(10)).unwrap(), [2, 4, 5, 3]);
+        assert_eq!(
+            tokenizer.encode("a b c d e", true, Some(4)).unwrap(),
+            [2, 4, 5, 3]
+        );
+        assert_eq!(
+            tokenizer.encode("a b c d e", false, Some(2)).unwrap(),
+            [4, 5]
+        );
+        assert_eq!(
+            tokenizer.encode("a b", true, Some(10)).unwrap(),
+            [2, 4, 5, 3]
+        );
         assert!(tokenizer.encode("a b c", true, Some(1)).is_err());
     }
 
@@ -144,7 +186,10 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(tokenizer.model_max_length(), None);
-        assert_eq!(tokenizer.encode("a b c d e", true, Some(4)).unwrap(), [2, 7, 8, 3]);
+        assert_eq!(
+            tokenizer.encode("a b c d e", true, Some(4)).unwrap(),
+            [2, 7, 8, 3]
+        );
         let mut ids = vec![1, 2, 3, 4];
         tokenizer.truncate_ids(&mut ids, 2);
         assert_eq!(ids, [3, 4]);
@@ -152,7 +197,10 @@ pub(crate) mod tests {
 
     #[test]
     fn model_max_length_from_tokenizer_config() {
-        let tokenizer = TextTokenizer::from_json(BERT_TOKENIZER.as_bytes(), Some(br#"{"model_max_length":512}"#));
+        let tokenizer = TextTokenizer::from_json(
+            BERT_TOKENIZER.as_bytes(),
+            Some(br#"{"model_max_length":512}"#),
+        );
         assert_eq!(tokenizer.unwrap().model_max_length(), Some(512));
     }
 

@@ -1,0 +1,439 @@
+//! Dynamic batching: requests from concurrent clients wait in a priority queue; a dedicated thread takes as
+//! many as fit the token budget, sorts their sequences by length to cut padding, and runs the model.
+//! Knows nothing of HTTP: callers submit token ids and await logits.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::metrics as names;
+use crate::models::SequenceClassifier;
+
+/// Logits per sequence, or why the forward pass failed.
+pub type BatchResult = Result<Vec<Vec<f32>>, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most padded tokens in one forward pass. A longer single sequence still runs, alone.
+    pub max_batch_tokens: usize,
+    /// Most requests taken from the queue for one batch.
+    pub max_batch_requests: usize,
+}
+
+pub struct Batcher {
+    queue: Arc<Queue>,
+    worker: Option<JoinHandle<()>>,
+}
+
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    model: String,
+}
+
+struct QueueState {
+    waiting: BinaryHeap<Pending>,
+    next_seq: u64,
+    closed: bool,
+}
+
+struct Pending {
+    priority: i64,
+    seq: u64,
+    sequences: Vec<Vec<u32>>,
+    tokens: usize,
+    enqueued: Instant,
+    reply: oneshot::Sender<BatchResult>,
+}
+
+impl Pending {
+    /// Higher priority first, then first come first served.
+    fn rank(&self) -> (i64, Reverse<u64>) {
+        (self.priority, Reverse(self.seq))
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic while holding the lock cannot leave the heap half-updated, so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Batcher {
+    /// Starts the worker thread that owns `model`.
+    pub fn spawn(
+        model_name: &str,
+        model: Box<dyn SequenceClassifier>,
+        limits: BatchLimits,
+    ) -> std::io::Result<Batcher> {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                waiting: BinaryHeap::new(),
+                next_seq: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            model: model_name.to_owned(),
+        });
+        let worker_queue = Arc::clone(&queue);
+        let worker = std::thread::Builder::new()
+            .name(format!("model-{model_name}"))
+            .spawn(move || run_worker(&worker_queue, model.as_ref(), limits))?;
+        Ok(Batcher {
+            queue,
+            worker: Some(worker),
+        })
+    }
+
+    /// Queues one request's sequences; the receiver gets their logits in order.
+    pub fn submit(
+        &self,
+        sequences: Vec<Vec<u32>>,
+        priority: i64,
+    ) -> oneshot::Receiver<BatchResult> {
+        let (reply, receiver) = oneshot::channel();
+        let tokens = sequences.iter().map(Vec::len).sum();
+        let mut state = self.queue.lock();
+        if state.closed {
+            let _ = reply.send(Err("the server is shutting down".to_owned()));
+            return receiver;
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.waiting.push(Pending {
+            priority,
+            seq,
+            sequences,
+            tokens,
+            enqueued: Instant::now(),
+            reply,
+        });
+        metrics::gauge!(names::QUEUE_DEPTH, "model" => self.queue.model.clone())
+            .set(state.waiting.len() as f64);
+        drop(state);
+        self.queue.wake.notify_one();
+        receiver
+    }
+}
+
+impl Drop for Batcher {
+    /// Lets the worker finish everything already queued, then stops it.
+    fn drop(&mut self) {
+        self.queue.lock().closed = true;
+        self.queue.wake.notify_all();
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+fn run_worker(queue: &Queue, model: &dyn SequenceClassifier, limits: BatchLimits) {
+    while let Some(batch) = next_batch(queue, limits) {
+        run_batch(queue, model, limits, batch);
+    }
+}
+
+/// Blocks until requests wait, then takes the highest-priority ones that fit the limits. `None` once closed
+/// and drained.
+fn next_batch(queue: &Queue, limits: BatchLimits) -> Option<Vec<Pending>> {
+    let mut state = queue.lock();
+    loop {
+        // Requests whose client went away are dropped instead of computed.
+        while state.waiting.peek().is_some_and(|p| p.reply.is_closed()) {
+            state.waiting.pop();
+        }
+        if !state.waiting.is_empty() {
+            break;
+        }
+        if state.closed {
+            return None;
+        }
+        state = queue
+            .wake
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    let mut batch: Vec<Pending> = Vec::new();
+    let mut tokens = 0;
+    while let Some(next) = state.waiting.peek() {
+        let fits = batch.len() < limits.max_batch_requests.max(1)
+            && tokens + next.tokens <= limits.max_batch_tokens;
+        if !batch.is_empty() && !fits {
+            break;
+        }
+        let Some(pending) = state.waiting.pop() else {
+            break;
+        };
+        if !pending.reply.is_closed() {
+            tokens += pending.tokens;
+            batch.push(pending);
+        }
+    }
+    metrics::gauge!(names::QUEUE_DEPTH, "model" => queue.model.clone())
+        .set(state.waiting.len() as f64);
+    Some(batch)
+}
+
+/// Runs every sequence of `batch` in forward passes of similar lengths and replies to each request.
+fn run_batch(
+    queue: &Queue,
+    model: &dyn SequenceClassifier,
+    limits: BatchLimits,
+    batch: Vec<Pending>,
+) {
+    let started = Instant::now();
+    for pending in &batch {
+        metrics::histogram!(names::STAGE_SECONDS, "stage" => "queue", "model" => queue.model.clone())
+            .record(started.duration_since(pending.enqueued).as_secs_f64());
+    }
+    // (request, sequence) pairs, shortest first, so each forward pass pads little.
+    let mut order: Vec<(usize, usize)> = batch
+        .iter()
+        .enumerate()
+        .flat_map(|(r, p)| (0..p.sequences.len()).map(move |s| (r, s)))
+        .collect();
+    order.sort_by_key(|&(r, s)| batch[r].sequences[s].len());
+    let mut results: Vec<Vec<Option<Result<Vec<f32>, String>>>> = batch
+        .iter()
+        .map(|p| vec![None; p.sequences.len()])
+        .collect();
+    for chunk in chunks_within_budget(
+        &order,
+        |&(r, s)| batch[r].sequences[s].len(),
+        limits.max_batch_tokens,
+    ) {
+        let inputs: Vec<&[u32]> = chunk
+            .iter()
+            .map(|&(r, s)| batch[r].sequences[s].as_slice())
+            .collect();
+        let longest = inputs.last().map_or(0, |s| s.len());
+        metrics::histogram!(names::BATCH_SEQUENCES, "model" => queue.model.clone())
+            .record(inputs.len() as f64);
+        metrics::histogram!(names::BATCH_TOKENS, "model" => queue.model.clone())
+            .record((inputs.len() * longest) as f64);
+        let forward_started = Instant::now();
+        let outcome = catch_unwind(AssertUnwindSafe(|| model.forward(&inputs)));
+        metrics::histogram!(names::STAGE_SECONDS, "stage" => "inference", "model" => queue.model.clone())
+            .record(forward_started.elapsed().as_secs_f64());
+        let rows = match outcome {
+            Ok(Ok(rows)) if rows.len() == chunk.len() => Ok(rows),
+            Ok(Ok(rows)) => Err(format!(
+                "the model returned {} rows for {} sequences",
+                rows.len(),
+                chunk.len()
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the model panicked".to_owned()),
+        };
+        if let Err(e) = &rows {
+            tracing::error!(model = %queue.model, error = %e, "forward pass failed");
+        }
+        for (i, &(r, s)) in chunk.iter().enumerate() {
+            results[r][s] = Some(match &rows {
+                Ok(rows) => Ok(rows[i].clone()),
+                Err(e) => Err(e.clone()),
+            });
+        }
+    }
+    for (pending, rows) in batch.into_iter().zip(results) {
+        let reply = rows
+            .into_iter()
+            .map(|row| row.unwrap_or_else(|| Err("sequence was not run".to_owned())))
+            .collect::<Result<Vec<_>, _>>();
+        let _ = pending.reply.send(reply);
+    }
+}
+
+/// Splits length-sorted items into runs whose padded size (count × longest) stays within `budget`; an item
+/// longer than the budget runs alone.
+fn chunks_within_budget<T: Copy>(
+    sorted: &[T],
+    len: impl Fn(&T) -> usize,
+    budget: usize,
+) -> Vec<Vec<T>> {
+    let mut chunks: Vec<Vec<T>> = Vec::new();
+    let mut current: Vec<T> = Vec::new();
+    for item in sorted {
+        let padded = (current.len() + 1) * len(item);
+        if !current.is_empty() && padded > budget {
+            chunks.push(std::mem::take(&mut current));
+        }
+        current.push(*item);
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Logits are [length, first id]; records the batch sizes it saw; optionally sleeps or fails.
+    struct Recorder {
+        batches: Arc<Mutex<Vec<usize>>>,
+        delay: Duration,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl SequenceClassifier for Recorder {
+        fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+            self.calls.fetch_add(1, AtomicOrdering::SeqCst);
+            std::thread::sleep(self.delay);
+            self.batches.lock().unwrap().push(batch.len());
+            if batch.iter().any(|s| s[0] == 666) {
+                panic!("boom");
+            }
+            Ok(batch
+                .iter()
+                .map(|s| vec![s.len() as f32, s[0] as f32])
+                .collect())
+        }
+    }
+
+    fn batcher(delay: Duration, limits: BatchLimits) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let model = Recorder {
+            batches: batches.clone(),
+            delay,
+            calls: Arc::new(AtomicUsize::new(0)),
+        };
+        (
+            Batcher::spawn("test", Box::new(model), limits).unwrap(),
+            batches,
+        )
+    }
+
+    const WIDE: BatchLimits = BatchLimits {
+        max_batch_tokens: 1000,
+        max_batch_requests: 64,
+    };
+
+    #[test]
+    fn results_come_back_in_request_order() {
+        let (batcher, _) = batcher(Duration::ZERO, WIDE);
+        let reply = batcher
+            .submit(vec![vec![5, 1, 1], vec![7], vec![9, 9]], 0)
+            .blocking_recv()
+            .unwrap();
+        assert_eq!(
+            reply.unwrap(),
+            [vec![3.0, 5.0], vec![1.0, 7.0], vec![2.0, 9.0]]
+        );
+    }
+
+    #[test]
+    fn requests_that_wait_together_share_a_forward_pass() {
+        let (batcher, batches) = batcher(Duration::from_millis(100), WIDE);
+        let first = batcher.submit(vec![vec![1]], 0);
+        std::thread::sleep(Duration::from_millis(30)); // the worker is now busy with `first`
+        let low = batcher.submit(vec![vec![2]], 0);
+        let high = batcher.submit(vec![vec![3]], 5);
+        let _ = first.blocking_recv();
+        assert_eq!(high.blocking_recv().unwrap().unwrap(), [vec![1.0, 3.0]]);
+        assert_eq!(low.blocking_recv().unwrap().unwrap(), [vec![1.0, 2.0]]);
+        // `low` and `high` arrived while the model ran, so they share the second forward pass.
+        assert_eq!(*batches.lock().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn priority_orders_the_queue_under_a_one_request_limit() {
+        let limits = BatchLimits {
+            max_batch_tokens: 1000,
+            max_batch_requests: 1,
+        };
+        let (batcher, _) = batcher(Duration::from_millis(50), limits);
+        let first = batcher.submit(vec![vec![1]], 0);
+        std::thread::sleep(Duration::from_millis(20));
+        let low = batcher.submit(vec![vec![2]], 0);
+        let high = batcher.submit(vec![vec![3]], 9);
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = [(low, 2), (high, 3)]
+            .into_iter()
+            .map(|(rx, id)| {
+                let done = done.clone();
+                std::thread::spawn(move || {
+                    let _ = rx.blocking_recv();
+                    done.lock().unwrap().push(id);
+                })
+            })
+            .collect();
+        let _ = first.blocking_recv();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*done.lock().unwrap(), [3, 2]);
+    }
+
+    #[test]
+    fn token_budget_splits_forward_passes() {
+        let limits = BatchLimits {
+            max_batch_tokens: 4,
+            max_batch_requests: 64,
+        };
+        let (batcher, batches) = batcher(Duration::ZERO, limits);
+        let reply = batcher
+            .submit(vec![vec![1, 1], vec![2, 2], vec![3, 3], vec![4; 9]], 0)
+            .blocking_recv();
+        assert_eq!(reply.unwrap().unwrap().len(), 4);
+        // 2+2 tokens fit, the third pair starts a new pass, the 9-token sequence runs alone.
+        assert_eq!(*batches.lock().unwrap(), [2, 1, 1]);
+    }
+
+    #[test]
+    fn a_panicking_model_fails_only_its_batch() {
+        let (batcher, _) = batcher(Duration::ZERO, WIDE);
+        let failed = batcher.submit(vec![vec![666]], 0).blocking_recv().unwrap();
+        assert_eq!(failed.unwrap_err(), "the model panicked");
+        let fine = batcher.submit(vec![vec![1]], 0).blocking_recv().unwrap();
+        assert_eq!(fine.unwrap(), [vec![1.0, 1.0]]);
+    }
+
+    #[test]
+    fn drop_finishes_queued_work() {
+        let (batcher, _) = batcher(Duration::from_millis(20), WIDE);
+        let receivers: Vec<_> = (0..3).map(|i| batcher.submit(vec![vec![i]], 0)).collect();
+        drop(batcher);
+        for rx in receivers {
+            assert!(rx.blocking_recv().unwrap().is_ok());
+        }
+    }
+
+    #[test]
+    fn chunks_respect_the_budget() {
+        let chunks = chunks_within_budget(&[1, 2, 2, 3, 10], |&n| n, 6);
+        assert_eq!(chunks, [vec![1, 2, 2], vec![3], vec![10]]);
+    }
+}

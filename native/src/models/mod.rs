@@ -1,0 +1,94 @@
+//! Sequence classifiers, one file per architecture, chosen by `architectures[0]` in config.json.
+
+mod bert;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use candle_nn::VarBuilder;
+use classify_protocol::{ModelFiles, ModelShape, ServedModel};
+
+use crate::device::Placement;
+
+/// A model's forward pass over a batch of token-id sequences (any lengths; the model pads).
+pub trait SequenceClassifier: Send {
+    /// Raw logits, one row per sequence, in f32.
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>>;
+}
+
+/// The architectures this server runs, by their `architectures[0]` name.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["BertForSequenceClassification"];
+
+pub struct LoadedModel {
+    pub served: ServedModel,
+    pub classifier: Box<dyn SequenceClassifier>,
+}
+
+/// Loads a Hugging Face model directory. Errors name the directory and the file or tensor at fault.
+pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<LoadedModel> {
+    let files = ModelFiles::read(dir).map_err(anyhow::Error::msg)?;
+    let architecture = files.config.architecture().unwrap_or_default().to_owned();
+    let config_json = std::fs::read(dir.join("config.json"))
+        .with_context(|| format!("{}", dir.join("config.json").display()))?;
+    let weights = weight_files(dir)?;
+    // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we rely on nobody
+    // truncating them while the server runs.
+    let vb = unsafe {
+        VarBuilder::from_mmaped_safetensors(&weights, placement.dtype, &placement.device)
+    }
+    .with_context(|| format!("{}: cannot read the safetensors weights", dir.display()))?;
+    let (classifier, shape): (Box<dyn SequenceClassifier>, ModelShape) = match architecture.as_str()
+    {
+        "BertForSequenceClassification" => {
+            let model = bert::BertClassifier::load(&config_json, &files.config, vb)
+                .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
+            let shape = model.shape();
+            (Box::new(model), shape)
+        }
+        "" => bail!("{}: config.json has no `architectures`", dir.display()),
+        other => bail!(
+            "{}: unsupported architecture `{other}`; supported: {}",
+            dir.display(),
+            SUPPORTED_ARCHITECTURES.join(", ")
+        ),
+    };
+    let served = ServedModel::new(name.to_owned(), files, shape)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    Ok(LoadedModel { served, classifier })
+}
+
+/// `model.safetensors`, or every shard named by `model.safetensors.index.json`.
+fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        bail!(
+            "{}: neither model.safetensors nor model.safetensors.index.json exists",
+            dir.display()
+        );
+    }
+    let text = std::fs::read(&index).with_context(|| index.display().to_string())?;
+    let json: serde_json::Value = serde_json::from_slice(&text)
+        .with_context(|| format!("{}: not valid JSON", index.display()))?;
+    let Some(map) = json.get("weight_map").and_then(|m| m.as_object()) else {
+        bail!("{}: no `weight_map` object", index.display());
+    };
+    let shards: BTreeSet<&str> = map.values().filter_map(|v| v.as_str()).collect();
+    let mut files = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let path = dir.join(shard);
+        // A shard name is data from the file: it must stay inside the model directory.
+        if Path::new(shard).components().count() != 1 || !path.exists() {
+            bail!(
+                "{}: shard `{shard}` is missing or not a plain file name",
+                index.display()
+            );
+        }
+        files.push(path);
+    }
+    Ok(files)
+}
