@@ -1,0 +1,99 @@
+//! The checkpoints under tests/fixtures/models and their transformers reference outputs.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The BERT-family checkpoints (each also exported to ONNX for the edge).
+pub const BERT_MODELS: &[&str] = &[
+    "bert-sentiment",
+    "bert-3label",
+    "bert-score",
+    "bert-multilabel",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reference {
+    pub architecture: String,
+    pub max_model_len: usize,
+    pub problem_type: Option<String>,
+    pub num_special_tokens: usize,
+    pub inputs: Vec<ReferenceInput>,
+    pub long_text: LongText,
+    pub truncated: Vec<Truncated>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReferenceInput {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub ids_no_special: Vec<u32>,
+    pub logits: Vec<f32>,
+    pub probs: Vec<f32>,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LongText {
+    pub text: String,
+    pub num_tokens: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Truncated {
+    pub truncate_prompt_tokens: usize,
+    pub ids: Vec<u32>,
+    pub logits: Vec<f32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub reference: Reference,
+}
+
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join("models")
+}
+
+impl Fixture {
+    /// Reads `tests/fixtures/models/<name>/reference.json`; panics (failing the test) when it is missing.
+    pub fn load(name: &str) -> Fixture {
+        let dir = models_dir().join(name);
+        let path = dir.join("reference.json");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reference =
+            serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Fixture {
+            name: name.to_owned(),
+            dir,
+            reference,
+        }
+    }
+
+    /// The labels the contract prescribes for this checkpoint's config.json.
+    pub fn expected_labels(&self) -> Vec<String> {
+        let config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.dir.join("config.json")).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let classes = self.reference.inputs[0].logits.len();
+        (0..classes)
+            .map(|i| {
+                if let Some(label) = config
+                    .pointer(&format!("/id2label/{i}"))
+                    .and_then(|v| v.as_str())
+                {
+                    label.to_owned()
+                } else if config.get("num_labels").is_some() {
+                    format!("LABEL_{i}")
+                } else {
+                    format!("Class_{i}")
+                }
+            })
+            .collect()
+    }
+}
