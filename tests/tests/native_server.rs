@@ -1,0 +1,208 @@
+//! The native server beyond the conformance cases: batching under concurrency, authentication, admission,
+//! hostile bodies, and startup errors.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use classify_tests::client::Client;
+use classify_tests::conformance::{assert_close, floats};
+use classify_tests::fixtures::{Fixture, models_dir};
+use classify_tests::native::NativeServer;
+use serde_json::json;
+
+fn serve(model: &str, flags: &[&str]) -> NativeServer {
+    let dir = models_dir().join(model);
+    NativeServer::start(&[dir.as_path()], flags).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Sum of a metric's samples for one model in the Prometheus text.
+fn metric(client: &Client, name: &str, model: &str) -> f64 {
+    let text = client.get("/metrics").text;
+    text.lines()
+        .filter(|line| line.starts_with(name) && line.contains(&format!("model=\"{model}\"")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn concurrent_requests_are_batched_and_match_sequential_answers() {
+    let fixture = Fixture::load("bert-3label");
+    let server = serve(&fixture.name, &[]);
+    let client = Client::new(&server.base_url);
+    let texts: Vec<String> = fixture.reference.inputs.iter().map(|i| i.text.clone()).collect();
+    let sequential: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| floats(&client.classify(&json!({"model": fixture.name, "input": t}))["data"][0]["probs"]))
+        .collect();
+    let forwards_before = metric(&client, "classify_batch_sequences_count", &fixture.name);
+    let (threads, per_thread) = (12, 10);
+    let texts = Arc::new(texts);
+    let sequential = Arc::new(sequential);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (base, texts, sequential) = (server.base_url.clone(), texts.clone(), sequential.clone());
+            let name = fixture.name.clone();
+            std::thread::spawn(move || {
+                let client = Client::new(&base);
+                for r in 0..per_thread {
+                    // Requests of one and of two inputs, of different lengths, in a different order per thread.
+                    let a = (t * 7 + r) % texts.len();
+                    let b = (t + r * 3) % texts.len();
+                    let inputs = if r % 2 == 0 { vec![a] } else { vec![a, b] };
+                    let body = json!({"model": name, "input": inputs.iter().map(|&i| &texts[i]).collect::<Vec<_>>(),
+                                      "priority": r % 3});
+                    let response = client.classify(&body);
+                    for (k, &i) in inputs.iter().enumerate() {
+                        let probs = floats(&response["data"][k]["probs"]);
+                        assert_close(&probs, &sequential[i], 1e-5, "batched vs sequential");
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("client thread failed");
+    }
+    let forwards = metric(&client, "classify_batch_sequences_count", &fixture.name) - forwards_before;
+    let requests = (threads * per_thread) as f64;
+    assert!(forwards < requests, "{forwards} forward passes for {requests} requests: nothing was batched");
+}
+
+#[test]
+fn api_key_guards_every_route_but_health() {
+    let server = serve("bert-sentiment", &["--api-key", "s3cret"]);
+    let client = Client::new(&server.base_url);
+    let body = json!({"model": "bert-sentiment", "input": "hello"}).to_string();
+    let json = ("content-type", "application/json");
+    let missing = client.request("POST", "/v1/classify", &[json], Some(body.as_bytes()));
+    missing.expect_error(401, "authentication_error");
+    let wrong = client.request("POST", "/v1/classify", &[json, ("authorization", "Bearer nope")], Some(body.as_bytes()));
+    wrong.expect_error(401, "authentication_error");
+    client.get("/v1/models").expect_error(401, "authentication_error");
+    let right = client.request("POST", "/v1/classify", &[json, ("authorization", "Bearer s3cret")], Some(body.as_bytes()));
+    assert_eq!(right.status, 200, "{}", right.text);
+    assert_eq!(client.get("/health").status, 200);
+}
+
+#[test]
+fn admission_limit_answers_429_at_once() {
+    let server = serve("bert-score", &["--max-concurrent-requests", "0"]);
+    let client = Client::new(&server.base_url);
+    let reply = client.post("/v1/classify", &json!({"model": "bert-score", "input": "hello"}));
+    reply.expect_error(429, "overloaded");
+    assert_eq!(client.get("/v1/models").status, 200);
+}
+
+#[test]
+fn input_count_and_body_limits_are_configurable() {
+    let server = serve("bert-multilabel", &["--max-input-per-request", "2", "--max-body-bytes", "200"]);
+    let client = Client::new(&server.base_url);
+    let reply = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": ["a", "b", "c"]}));
+    assert!(reply.expect_error(400, "invalid_request_error").contains("at most 2"));
+    let reply = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": "x".repeat(300)}));
+    reply.expect_error(413, "payload_too_large");
+    let ok = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": ["a", "b"]}));
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
+
+#[test]
+fn hostile_bodies_get_json_errors_and_the_server_survives() {
+    let server = serve("bert-sentiment", &[]);
+    let client = Client::new(&server.base_url);
+    let mut bodies: Vec<Vec<u8>> = vec![
+        "[".repeat(200_000).into_bytes(),
+        format!("{{\"model\":\"bert-sentiment\",\"input\":{}}}", "[".repeat(5000)).into_bytes(),
+        br#"{"model":"bert-sentiment","input":[1e400]}"#.to_vec(),
+        br#"{"model":"bert-sentiment","input":[123456789012345678901234567890]}"#.to_vec(),
+        br#"{"model":"bert-sentiment","input":"ok","priority":1e400}"#.to_vec(),
+        br#"{"model":"bert-sentiment","input":"ok","truncate_prompt_tokens":18446744073709551616}"#.to_vec(),
+        b"{\"model\":\"bert-sentiment\",\"input\":\"\xff\xfe\"}".to_vec(),
+        br#"{"model":"bert-sentiment","input":"\ud800"}"#.to_vec(),
+        b"\x00\x01\x02".to_vec(),
+        br#"{"model":"bert-sentiment","input":[4294967296]}"#.to_vec(),
+    ];
+    // Deterministic pseudo-random mutations of a valid body.
+    let valid = br#"{"model":"bert-sentiment","input":["a b",[1,2]],"truncate_prompt_tokens":3}"#;
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..200 {
+        let mut body = valid.to_vec();
+        for _ in 0..3 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state % body.len() as u64) as usize;
+            body[at] = (state >> 32) as u8;
+        }
+        bodies.push(body);
+    }
+    for body in &bodies {
+        let reply = client.request("POST", "/v1/classify", &[("content-type", "application/json")], Some(body));
+        if reply.status != 200 {
+            assert!((400..500).contains(&reply.status), "{} for {:?}", reply.status, String::from_utf8_lossy(body));
+            let error = reply.json();
+            assert!(error["error"].is_string() && error["type"].is_string(), "{error}");
+        }
+    }
+    let unicode = client.post("/v1/classify", &json!({"model": "bert-sentiment", "input": "😀 naïve 中文"}));
+    assert_eq!(unicode.status, 200, "{}", unicode.text);
+    assert_eq!(client.get("/health").status, 200);
+}
+
+/// A copy of a fixture with its config and weights edited, in a fresh temporary directory.
+fn edited_copy(model: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value, &mut HashMap<String, Tensor>)) -> PathBuf {
+    let source = models_dir().join(model);
+    let dir = std::env::temp_dir().join(format!("classify-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(source.join(file), dir.join(file)).expect("copy");
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(source.join("config.json")).expect("config")).expect("json");
+    let mut tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).expect("weights");
+    edit(&mut config, &mut tensors);
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("write config");
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("write weights");
+    dir
+}
+
+fn load_error(dir: &Path) -> String {
+    match NativeServer::start(&[dir], &[]) {
+        Ok(_) => panic!("{} loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn startup_errors_name_the_problem() {
+    let unsupported = edited_copy("bert-sentiment", "arch", |config, _| {
+        config["architectures"] = json!(["FooForSequenceClassification"]);
+    });
+    let error = load_error(&unsupported);
+    assert!(error.contains("FooForSequenceClassification") && error.contains("BertForSequenceClassification"), "{error}");
+
+    let missing = edited_copy("bert-sentiment", "missing", |_, tensors| {
+        tensors.remove("bert.pooler.dense.weight");
+    });
+    let error = load_error(&missing);
+    assert!(error.contains("bert.pooler.dense.weight"), "{error}");
+
+    let wrong_shape = edited_copy("bert-sentiment", "shape", |_, tensors| {
+        tensors.insert("bert.pooler.dense.weight".into(), Tensor::zeros((3, 3), candle_core::DType::F32, &Device::Cpu).expect("zeros"));
+    });
+    let error = load_error(&wrong_shape);
+    assert!(error.contains("bert.pooler.dense.weight") && error.contains("32"), "{error}");
+
+    let label_mismatch = edited_copy("bert-sentiment", "labels", |config, _| {
+        config["id2label"] = json!({"0": "a", "1": "b", "2": "c"});
+    });
+    let error = load_error(&label_mismatch);
+    assert!(error.contains("3 labels") && error.contains("2 outputs"), "{error}");
+    for dir in [unsupported, missing, wrong_shape, label_mismatch] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let absent = load_error(Path::new("/nonexistent/model"));
+    assert!(absent.contains("config.json"), "{absent}");
+}
