@@ -3,6 +3,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use http::{Request, Response};
+
 use crate::error::ApiError;
 use crate::model::ServedModel;
 
@@ -30,6 +32,20 @@ pub trait Backend {
         model: usize,
         job: InferenceJob,
     ) -> impl Future<Output = Result<Vec<Vec<f32>>, ApiError>>;
+
+    /// Answers a classify or tokenize request for a model this backend does not serve, e.g. by forwarding it to
+    /// another server. `None` gives the client 404 `model_not_found`.
+    fn forward(
+        &self,
+        _request: &Request<Vec<u8>>,
+    ) -> impl Future<Output = Option<Response<Vec<u8>>>> {
+        std::future::ready(None)
+    }
+
+    /// Cards of models served elsewhere (in `/v1/models` shape), listed after the local ones.
+    fn remote_models(&self) -> impl Future<Output = Vec<serde_json::Value>> {
+        std::future::ready(Vec::new())
+    }
 
     /// Called after the inputs of a request were tokenized, for metrics.
     fn record_tokenization(&self, _model: &str, _elapsed: Duration) {}

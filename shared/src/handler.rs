@@ -102,17 +102,46 @@ pub async fn handle<B: Backend>(
             Err(ApiError::payload_too_large(config.max_body_bytes))
         }
         Ok(()) => match route {
-            Route::Classify => classify(backend, config, request)
-                .await
-                .map(|r| json_response(&r)),
-            Route::Models => Ok(json_response(&model_list(backend))),
+            Route::Classify | Route::Tokenize => model_route(backend, config, route, request).await,
+            Route::Models => Ok(json_response(&model_list(backend).await)),
             Route::Health => backend
                 .health()
                 .map(|()| json_response(&serde_json::json!({"status": "ok"}))),
-            Route::Tokenize => tokenize(backend, request.body()).map(|r| json_response(&r)),
         },
     };
     result.unwrap_or_else(|error| error_response(&error))
+}
+
+/// Classify and tokenize: a model served here answers; any other goes to [`Backend::forward`].
+async fn model_route<B: Backend>(
+    backend: &B,
+    config: &HandlerConfig,
+    route: Route,
+    request: &Request<Vec<u8>>,
+) -> Result<Response<Vec<u8>>, ApiError> {
+    let body = Body::parse(request.body())?;
+    let name = body.model()?;
+    let local = backend
+        .models()
+        .iter()
+        .enumerate()
+        .find(|(_, m)| m.name == name);
+    let Some((index, model)) = local else {
+        let not_found = ApiError::model_not_found(name);
+        return backend.forward(request).await.ok_or(not_found);
+    };
+    if route == Route::Tokenize {
+        return tokenize(model, body).map(|r| json_response(&r));
+    }
+    let context = ClassifyContext {
+        http: request,
+        body,
+        index,
+        model,
+    };
+    classify(backend, config, context)
+        .await
+        .map(|r| json_response(&r))
 }
 
 /// The contract error body with its status.
@@ -168,25 +197,25 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn find_model<'a, B: Backend>(
-    backend: &'a B,
-    name: &str,
-) -> Result<(usize, &'a ServedModel), ApiError> {
-    backend
-        .models()
-        .iter()
-        .enumerate()
-        .find(|(_, model)| model.name == name)
-        .ok_or_else(|| ApiError::model_not_found(name))
+/// A classify request whose model is served here.
+struct ClassifyContext<'a> {
+    http: &'a Request<Vec<u8>>,
+    body: Body,
+    index: usize,
+    model: &'a ServedModel,
 }
 
 async fn classify<B: Backend>(
     backend: &B,
     config: &HandlerConfig,
-    http_request: &Request<Vec<u8>>,
+    context: ClassifyContext<'_>,
 ) -> Result<ClassifyResponse, ApiError> {
-    let body = Body::parse(http_request.body())?;
-    let (index, model) = find_model(backend, body.model()?)?;
+    let ClassifyContext {
+        http: http_request,
+        body,
+        index,
+        model,
+    } = context;
     let request = body.into_classify(config.max_inputs_per_request)?;
     let started = Instant::now();
     let sequences = prepare_inputs(model, &request)?;
@@ -325,9 +354,7 @@ fn prepare_inputs(
     Ok(sequences)
 }
 
-fn tokenize<B: Backend>(backend: &B, body: &[u8]) -> Result<TokenizeResponse, ApiError> {
-    let body = Body::parse(body)?;
-    let (_, model) = find_model(backend, body.model()?)?;
+fn tokenize(model: &ServedModel, body: Body) -> Result<TokenizeResponse, ApiError> {
     let request = body.into_tokenize()?;
     let tokens = model
         .tokenizer
@@ -340,8 +367,9 @@ fn tokenize<B: Backend>(backend: &B, body: &[u8]) -> Result<TokenizeResponse, Ap
     })
 }
 
-fn model_list<B: Backend>(backend: &B) -> ModelList {
-    let data = backend
+/// Local models first, then the backend's remote ones whose names are not served here.
+async fn model_list<B: Backend>(backend: &B) -> ModelList {
+    let mut data: Vec<serde_json::Value> = backend
         .models()
         .iter()
         .map(|model| ModelCard {
@@ -354,7 +382,14 @@ fn model_list<B: Backend>(backend: &B) -> ModelList {
             labels: model.labels.clone(),
             architecture: model.architecture().to_owned(),
         })
+        .filter_map(|card| serde_json::to_value(card).ok())
         .collect();
+    for remote in backend.remote_models().await {
+        let id = remote.get("id").and_then(serde_json::Value::as_str);
+        if id.is_some_and(|id| backend.models().iter().all(|m| m.name != id)) {
+            data.push(remote);
+        }
+    }
     ModelList {
         object: "list",
         data,

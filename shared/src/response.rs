@@ -42,7 +42,7 @@ impl Usage {
 #[derive(Debug, Serialize)]
 pub struct ModelList {
     pub object: &'static str,
-    pub data: Vec<ModelCard>,
+    pub data: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]

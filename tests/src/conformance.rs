@@ -534,3 +534,32 @@ pub fn routes(client: &Client) {
         (200, json!({"status": "ok"}))
     );
 }
+
+/// One `#[test]` per conformance case, each run for every BERT checkpoint against the deployment that
+/// `$client` (a `fn() -> Client`) reaches.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($client:path) => {
+        $crate::conformance_tests!(@cases $client;
+            case01_string_input, case02_batch_of_strings, case03_token_ids, case04_probs_shape,
+            case05_reference_parity, case06_usage, case07_truncation, case08_invalid_inputs, case09_max_length,
+            case10_model_errors, case11_malformed_bodies, case12_raw_logits, case13_sigmoid_heads,
+            case14_special_tokens, case15_request_id, case16_alias_and_unknown_fields, case17_labels);
+
+        #[test]
+        fn routes_health_and_method_errors() {
+            $crate::conformance::routes(&$client());
+        }
+    };
+    (@cases $client:path; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let client = $client();
+                for name in $crate::fixtures::BERT_MODELS {
+                    $crate::conformance::$case(&client, &$crate::fixtures::Fixture::load(name));
+                }
+            }
+        )*
+    };
+}

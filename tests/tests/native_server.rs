@@ -31,10 +31,19 @@ fn concurrent_requests_are_batched_and_match_sequential_answers() {
     let fixture = Fixture::load("bert-3label");
     let server = serve(&fixture.name, &[]);
     let client = Client::new(&server.base_url);
-    let texts: Vec<String> = fixture.reference.inputs.iter().map(|i| i.text.clone()).collect();
+    let texts: Vec<String> = fixture
+        .reference
+        .inputs
+        .iter()
+        .map(|i| i.text.clone())
+        .collect();
     let sequential: Vec<Vec<f32>> = texts
         .iter()
-        .map(|t| floats(&client.classify(&json!({"model": fixture.name, "input": t}))["data"][0]["probs"]))
+        .map(|t| {
+            floats(
+                &client.classify(&json!({"model": fixture.name, "input": t}))["data"][0]["probs"],
+            )
+        })
         .collect();
     let forwards_before = metric(&client, "classify_batch_sequences_count", &fixture.name);
     let (threads, per_thread) = (12, 10);
@@ -65,9 +74,13 @@ fn concurrent_requests_are_batched_and_match_sequential_answers() {
     for worker in workers {
         worker.join().expect("client thread failed");
     }
-    let forwards = metric(&client, "classify_batch_sequences_count", &fixture.name) - forwards_before;
+    let forwards =
+        metric(&client, "classify_batch_sequences_count", &fixture.name) - forwards_before;
     let requests = (threads * per_thread) as f64;
-    assert!(forwards < requests, "{forwards} forward passes for {requests} requests: nothing was batched");
+    assert!(
+        forwards < requests,
+        "{forwards} forward passes for {requests} requests: nothing was batched"
+    );
 }
 
 #[test]
@@ -78,10 +91,22 @@ fn api_key_guards_every_route_but_health() {
     let json = ("content-type", "application/json");
     let missing = client.request("POST", "/v1/classify", &[json], Some(body.as_bytes()));
     missing.expect_error(401, "authentication_error");
-    let wrong = client.request("POST", "/v1/classify", &[json, ("authorization", "Bearer nope")], Some(body.as_bytes()));
+    let wrong = client.request(
+        "POST",
+        "/v1/classify",
+        &[json, ("authorization", "Bearer nope")],
+        Some(body.as_bytes()),
+    );
     wrong.expect_error(401, "authentication_error");
-    client.get("/v1/models").expect_error(401, "authentication_error");
-    let right = client.request("POST", "/v1/classify", &[json, ("authorization", "Bearer s3cret")], Some(body.as_bytes()));
+    client
+        .get("/v1/models")
+        .expect_error(401, "authentication_error");
+    let right = client.request(
+        "POST",
+        "/v1/classify",
+        &[json, ("authorization", "Bearer s3cret")],
+        Some(body.as_bytes()),
+    );
     assert_eq!(right.status, 200, "{}", right.text);
     assert_eq!(client.get("/health").status, 200);
 }
@@ -90,20 +115,39 @@ fn api_key_guards_every_route_but_health() {
 fn admission_limit_answers_429_at_once() {
     let server = serve("bert-score", &["--max-concurrent-requests", "0"]);
     let client = Client::new(&server.base_url);
-    let reply = client.post("/v1/classify", &json!({"model": "bert-score", "input": "hello"}));
+    let reply = client.post(
+        "/v1/classify",
+        &json!({"model": "bert-score", "input": "hello"}),
+    );
     reply.expect_error(429, "overloaded");
     assert_eq!(client.get("/v1/models").status, 200);
 }
 
 #[test]
 fn input_count_and_body_limits_are_configurable() {
-    let server = serve("bert-multilabel", &["--max-input-per-request", "2", "--max-body-bytes", "200"]);
+    let server = serve(
+        "bert-multilabel",
+        &["--max-input-per-request", "2", "--max-body-bytes", "200"],
+    );
     let client = Client::new(&server.base_url);
-    let reply = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": ["a", "b", "c"]}));
-    assert!(reply.expect_error(400, "invalid_request_error").contains("at most 2"));
-    let reply = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": "x".repeat(300)}));
+    let reply = client.post(
+        "/v1/classify",
+        &json!({"model": "bert-multilabel", "input": ["a", "b", "c"]}),
+    );
+    assert!(
+        reply
+            .expect_error(400, "invalid_request_error")
+            .contains("at most 2")
+    );
+    let reply = client.post(
+        "/v1/classify",
+        &json!({"model": "bert-multilabel", "input": "x".repeat(300)}),
+    );
     reply.expect_error(413, "payload_too_large");
-    let ok = client.post("/v1/classify", &json!({"model": "bert-multilabel", "input": ["a", "b"]}));
+    let ok = client.post(
+        "/v1/classify",
+        &json!({"model": "bert-multilabel", "input": ["a", "b"]}),
+    );
     assert_eq!(ok.status, 200, "{}", ok.text);
 }
 
@@ -113,11 +157,16 @@ fn hostile_bodies_get_json_errors_and_the_server_survives() {
     let client = Client::new(&server.base_url);
     let mut bodies: Vec<Vec<u8>> = vec![
         "[".repeat(200_000).into_bytes(),
-        format!("{{\"model\":\"bert-sentiment\",\"input\":{}}}", "[".repeat(5000)).into_bytes(),
+        format!(
+            "{{\"model\":\"bert-sentiment\",\"input\":{}}}",
+            "[".repeat(5000)
+        )
+        .into_bytes(),
         br#"{"model":"bert-sentiment","input":[1e400]}"#.to_vec(),
         br#"{"model":"bert-sentiment","input":[123456789012345678901234567890]}"#.to_vec(),
         br#"{"model":"bert-sentiment","input":"ok","priority":1e400}"#.to_vec(),
-        br#"{"model":"bert-sentiment","input":"ok","truncate_prompt_tokens":18446744073709551616}"#.to_vec(),
+        br#"{"model":"bert-sentiment","input":"ok","truncate_prompt_tokens":18446744073709551616}"#
+            .to_vec(),
         b"{\"model\":\"bert-sentiment\",\"input\":\"\xff\xfe\"}".to_vec(),
         br#"{"model":"bert-sentiment","input":"\ud800"}"#.to_vec(),
         b"\x00\x01\x02".to_vec(),
@@ -138,20 +187,40 @@ fn hostile_bodies_get_json_errors_and_the_server_survives() {
         bodies.push(body);
     }
     for body in &bodies {
-        let reply = client.request("POST", "/v1/classify", &[("content-type", "application/json")], Some(body));
+        let reply = client.request(
+            "POST",
+            "/v1/classify",
+            &[("content-type", "application/json")],
+            Some(body),
+        );
         if reply.status != 200 {
-            assert!((400..500).contains(&reply.status), "{} for {:?}", reply.status, String::from_utf8_lossy(body));
+            assert!(
+                (400..500).contains(&reply.status),
+                "{} for {:?}",
+                reply.status,
+                String::from_utf8_lossy(body)
+            );
             let error = reply.json();
-            assert!(error["error"].is_string() && error["type"].is_string(), "{error}");
+            assert!(
+                error["error"].is_string() && error["type"].is_string(),
+                "{error}"
+            );
         }
     }
-    let unicode = client.post("/v1/classify", &json!({"model": "bert-sentiment", "input": "😀 naïve 中文"}));
+    let unicode = client.post(
+        "/v1/classify",
+        &json!({"model": "bert-sentiment", "input": "😀 naïve 中文"}),
+    );
     assert_eq!(unicode.status, 200, "{}", unicode.text);
     assert_eq!(client.get("/health").status, 200);
 }
 
 /// A copy of a fixture with its config and weights edited, in a fresh temporary directory.
-fn edited_copy(model: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value, &mut HashMap<String, Tensor>)) -> PathBuf {
+fn edited_copy(
+    model: &str,
+    tag: &str,
+    edit: impl FnOnce(&mut serde_json::Value, &mut HashMap<String, Tensor>),
+) -> PathBuf {
     let source = models_dir().join(model);
     let dir = std::env::temp_dir().join(format!("classify-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -160,8 +229,11 @@ fn edited_copy(model: &str, tag: &str, edit: impl FnOnce(&mut serde_json::Value,
         std::fs::copy(source.join(file), dir.join(file)).expect("copy");
     }
     let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(source.join("config.json")).expect("config")).expect("json");
-    let mut tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu).expect("weights");
+        serde_json::from_slice(&std::fs::read(source.join("config.json")).expect("config"))
+            .expect("json");
+    let mut tensors =
+        candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
+            .expect("weights");
     edit(&mut config, &mut tensors);
     std::fs::write(dir.join("config.json"), config.to_string()).expect("write config");
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("write weights");
@@ -181,7 +253,11 @@ fn startup_errors_name_the_problem() {
         config["architectures"] = json!(["FooForSequenceClassification"]);
     });
     let error = load_error(&unsupported);
-    assert!(error.contains("FooForSequenceClassification") && error.contains("BertForSequenceClassification"), "{error}");
+    assert!(
+        error.contains("FooForSequenceClassification")
+            && error.contains("BertForSequenceClassification"),
+        "{error}"
+    );
 
     let missing = edited_copy("bert-sentiment", "missing", |_, tensors| {
         tensors.remove("bert.pooler.dense.weight");
@@ -190,16 +266,25 @@ fn startup_errors_name_the_problem() {
     assert!(error.contains("bert.pooler.dense.weight"), "{error}");
 
     let wrong_shape = edited_copy("bert-sentiment", "shape", |_, tensors| {
-        tensors.insert("bert.pooler.dense.weight".into(), Tensor::zeros((3, 3), candle_core::DType::F32, &Device::Cpu).expect("zeros"));
+        tensors.insert(
+            "bert.pooler.dense.weight".into(),
+            Tensor::zeros((3, 3), candle_core::DType::F32, &Device::Cpu).expect("zeros"),
+        );
     });
     let error = load_error(&wrong_shape);
-    assert!(error.contains("bert.pooler.dense.weight") && error.contains("32"), "{error}");
+    assert!(
+        error.contains("bert.pooler.dense.weight") && error.contains("32"),
+        "{error}"
+    );
 
     let label_mismatch = edited_copy("bert-sentiment", "labels", |config, _| {
         config["id2label"] = json!({"0": "a", "1": "b", "2": "c"});
     });
     let error = load_error(&label_mismatch);
-    assert!(error.contains("3 labels") && error.contains("2 outputs"), "{error}");
+    assert!(
+        error.contains("3 labels") && error.contains("2 outputs"),
+        "{error}"
+    );
     for dir in [unsupported, missing, wrong_shape, label_mismatch] {
         let _ = std::fs::remove_dir_all(dir);
     }

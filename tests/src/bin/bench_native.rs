@@ -81,11 +81,19 @@ fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
         .collect();
     let mut latencies = Vec::new();
     for worker in workers {
-        latencies.extend(worker.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))?);
+        latencies.extend(
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))?,
+        );
     }
     let elapsed = started.elapsed();
     latencies.sort_unstable();
-    Ok(RunResult { completed: latencies.len(), elapsed, latencies })
+    Ok(RunResult {
+        completed: latencies.len(),
+        elapsed,
+        latencies,
+    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -104,8 +112,14 @@ fn main() -> anyhow::Result<()> {
         options.clients,
         options.requests
     );
-    println!("{:<22} {:>9} {:>10} {:>10} {:>10}", "mode", "requests", "req/s", "p50 ms", "p99 ms");
-    for (mode, flags) in [("dynamic batching", &[][..]), ("no batching", &["--max-batch-requests", "1"][..])] {
+    println!(
+        "{:<22} {:>9} {:>10} {:>10} {:>10}",
+        "mode", "requests", "req/s", "p50 ms", "p99 ms"
+    );
+    for (mode, flags) in [
+        ("dynamic batching", &[][..]),
+        ("no batching", &["--max-batch-requests", "1"][..]),
+    ] {
         let result = run(&options, flags)?;
         println!(
             "{:<22} {:>9} {:>10.1} {:>10.2} {:>10.2}",

@@ -1,0 +1,102 @@
+//! The edge component served in-process by [`EdgeHost`], for tests and benchmarks.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use crate::edge_host::{EdgeHost, EdgeHostOptions};
+
+/// Builds the edge component for wasm32-wasip2 (release, SIMD) once per process, in its own target directory
+/// so that it can run while an outer cargo holds the workspace's. Returns the .wasm path.
+pub fn component() -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let target_dir = workspace.join("target").join("edge-component");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let status = std::process::Command::new(cargo)
+                .current_dir(&workspace)
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "classify-edge",
+                    "--target",
+                    "wasm32-wasip2",
+                ])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .status()
+                .map_err(|e| format!("cannot run cargo: {e}"))?;
+            if !status.success() {
+                return Err(format!("building the edge component failed ({status})"));
+            }
+            Ok(target_dir
+                .join("wasm32-wasip2")
+                .join("release")
+                .join("classify_edge.wasm"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+pub struct EdgeServer {
+    pub base_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EdgeServer {
+    /// Serves the component with `models` mounted at /models and, optionally, a native server to forward to.
+    pub fn start(models: &Path, native_url: Option<&str>) -> anyhow::Result<EdgeServer> {
+        let options = EdgeHostOptions {
+            component: component()?,
+            models: models.to_path_buf(),
+            native_url: native_url.map(str::to_owned),
+            cache_dir: Some(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/edge-host-cache"),
+            ),
+        };
+        let host = EdgeHost::new(&options)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        host.serve(listener, async {
+                            let _ = stopped.await;
+                        })
+                        .await
+                    }
+                    Err(e) => eprintln!("cannot register the listener: {e}"),
+                }
+            });
+        });
+        Ok(EdgeServer {
+            base_url,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EdgeServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! A wasi:http host for the edge component, built on wasmtime + wasmtime-wasi-http: what `spin up` or
+//! `wasmtime serve` would do, minus everything the component does not use. One instance is reused for
+//! many (concurrent) requests, the component is compiled once through wasmtime's compilation cache, the
+//! models directory is mounted read-only at `/models`, and `--native-url` becomes `NATIVE_URL`.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use classify_protocol::{ApiError, ErrorKind, error_response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// A request that has not produced a response by then gets a 504-like error and the instance is replaced.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone)]
+pub struct EdgeHostOptions {
+    /// The component (.wasm) to serve.
+    pub component: PathBuf,
+    /// Mounted read-only at `/models` in the guest.
+    pub models: PathBuf,
+    /// Passed to the guest as `NATIVE_URL`.
+    pub native_url: Option<String>,
+    /// Where compiled components are cached; wasmtime's default cache directory when `None`.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Per-instance store data.
+pub struct GuestState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+fn http_view(state: &mut GuestState) -> WasiHttpCtxView<'_> {
+    state.http()
+}
+
+struct HostState {
+    engine: Engine,
+    pre: ProxyPre<GuestState>,
+    models: PathBuf,
+    native_url: Option<String>,
+}
+
+impl HostState {
+    fn new_store(&self) -> wasmtime::Result<Store<GuestState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr();
+        wasi.preopened_dir(&self.models, "/models", FsPerms::ReadOnly)?;
+        if let Some(url) = &self.native_url {
+            wasi.env("NATIVE_URL", url);
+        }
+        for name in [
+            "CLASSIFY_API_KEY",
+            "CLASSIFY_MAX_BODY_BYTES",
+            "CLASSIFY_MAX_INPUT_PER_REQUEST",
+        ] {
+            if let Ok(value) = std::env::var(name) {
+                wasi.env(name, value);
+            }
+        }
+        let state = GuestState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        };
+        Ok(Store::new(&self.engine, state))
+    }
+}
+
+impl HandlerState for HostState {
+    type StoreData = GuestState;
+    type WorkerExpiration = NeverExpires;
+    type WorkerState = ReuseInstance;
+
+    fn instantiate(
+        &self,
+    ) -> impl Future<Output = wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>>> + Send
+    {
+        async move {
+            let mut store = self.new_store()?;
+            let proxy = self.pre.instantiate_async(&mut store).await?;
+            Ok(Instance {
+                store,
+                proxy,
+                view: http_view,
+                expiration: NeverExpires,
+                state: ReuseInstance,
+            })
+        }
+    }
+}
+
+/// Instances live until they trap; the per-request timeout is enforced in [`ReuseInstance`].
+pub struct NeverExpires;
+
+impl WorkerExpiration for NeverExpires {
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>, _: WorkerStatus, _: Instant) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+/// Every request goes to the live instance, concurrently, like Spin and `wasmtime serve` with reuse.
+pub struct ReuseInstance;
+
+impl WorkerState for ReuseInstance {
+    type StoreData = GuestState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, _concurrent: usize, _total: usize) -> ShouldAccept {
+        ShouldAccept::Yes
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, GuestState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(tokio::time::sleep(REQUEST_TIMEOUT))
+    }
+
+    fn drop(&self, _store: Store<GuestState>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            eprintln!("edge-host: instance stopped: {e:#}");
+        }
+    }
+}
+
+/// The compiled component and the handler that dispatches requests to its instance.
+#[derive(Clone)]
+pub struct EdgeHost {
+    handler: ProxyHandler<HostState>,
+}
+
+impl EdgeHost {
+    /// Compiles (or loads from the cache) the component and links wasi + wasi:http 0.3.
+    pub fn new(options: &EdgeHostOptions) -> anyhow::Result<EdgeHost> {
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
+        let mut cache = CacheConfig::new();
+        if let Some(dir) = &options.cache_dir {
+            cache.with_directory(dir);
+        }
+        config.cache(Some(Cache::new(cache)?));
+        let engine = Engine::new(&config)?;
+        let component = Component::from_file(&engine, &options.component)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", options.component.display()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        let pre = ProxyPre::P3(ServicePre::new(linker.instantiate_pre(&component)?)?);
+        let models = options
+            .models
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", options.models.display()))?;
+        let state = HostState {
+            engine,
+            pre,
+            models,
+            native_url: options.native_url.clone(),
+        };
+        Ok(EdgeHost {
+            handler: ProxyHandler::new(state),
+        })
+    }
+
+    async fn respond(&self, request: hyper::Request<Incoming>) -> hyper::Response<WasiBody> {
+        let request = request.map(|body| {
+            body.map_err(wasmtime_wasi_http::Error::Hyper)
+                .boxed_unsync()
+        });
+        match self.handler.handle((), request).await {
+            Ok(response) => response,
+            Err(e) => {
+                eprintln!("edge-host: request failed: {e:#}");
+                let error = ApiError::new(ErrorKind::Internal, "the component failed to answer");
+                error_response(&error).map(|body| {
+                    Full::new(Bytes::from(body))
+                        .map_err(|never| match never {})
+                        .boxed_unsync()
+                })
+            }
+        }
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let host = Arc::new(self);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let host = Arc::clone(&host);
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let host = Arc::clone(&host);
+                    async move { Ok::<_, std::convert::Infallible>(host.respond(request).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+}

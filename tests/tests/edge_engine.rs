@@ -1,0 +1,101 @@
+//! The edge engine (tract on the exported ONNX graphs) run natively against transformers' reference logits.
+
+use classify_edge::registry::EdgeModels;
+use classify_tests::conformance::{REFERENCE_TOLERANCE, assert_close};
+use classify_tests::fixtures::{BERT_MODELS, Fixture, models_dir};
+
+#[test]
+fn onnx_models_load_and_others_are_skipped() {
+    let models = EdgeModels::load(&models_dir());
+    assert!(models.failures.is_empty(), "{:?}", models.failures);
+    let served: Vec<&str> = models.served.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        served,
+        [
+            "bert-3label",
+            "bert-multilabel",
+            "bert-score",
+            "bert-sentiment"
+        ]
+    );
+    assert!(
+        models.skipped.contains(&"llama-2label".to_owned()),
+        "{:?}",
+        models.skipped
+    );
+}
+
+#[test]
+fn padded_batches_match_the_reference() {
+    let models = EdgeModels::load(&models_dir());
+    for name in BERT_MODELS {
+        let fixture = Fixture::load(name);
+        let index = models
+            .served
+            .iter()
+            .position(|m| m.name == *name)
+            .unwrap_or_else(|| panic!("{name}"));
+        let batch: Vec<Vec<u32>> = fixture
+            .reference
+            .inputs
+            .iter()
+            .map(|i| i.ids.clone())
+            .collect();
+        let logits = models.classifiers[index]
+            .run(&batch)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for (got, reference) in logits.iter().zip(&fixture.reference.inputs) {
+            assert_close(
+                got,
+                &reference.logits,
+                REFERENCE_TOLERANCE,
+                &format!("{name}: {:?}", reference.text),
+            );
+        }
+        let alone = models.classifiers[index]
+            .run(&batch[..1])
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_close(&alone[0], &logits[0], 1e-5, "alone vs batched");
+    }
+}
+
+#[test]
+fn a_broken_onnx_file_is_reported_with_its_path() {
+    let dir = std::env::temp_dir().join(format!("classify-edge-broken-{}", std::process::id()));
+    let model = dir.join("broken");
+    std::fs::create_dir_all(&model).expect("temp dir");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(
+            models_dir().join("bert-sentiment").join(file),
+            model.join(file),
+        )
+        .expect("copy");
+    }
+    std::fs::write(model.join("model.onnx"), b"not an onnx graph").expect("write");
+    let fine = dir.join("fine");
+    std::fs::create_dir_all(&fine).expect("temp dir");
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.onnx",
+    ] {
+        std::fs::copy(models_dir().join("bert-3label").join(file), fine.join(file)).expect("copy");
+    }
+    let models = EdgeModels::load(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        models
+            .served
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["fine"]
+    );
+    assert_eq!(models.failures.len(), 1);
+    assert!(
+        models.failures[0].contains("broken") && models.failures[0].contains("model.onnx"),
+        "{:?}",
+        models.failures
+    );
+}
