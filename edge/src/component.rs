@@ -4,11 +4,12 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use classify_protocol::body::read_limited;
 use classify_protocol::{
     ApiError, Backend, ErrorKind, HandlerConfig, InferenceJob, ServedModel, error_response,
 };
-use http::{HeaderMap, Request, Response, header};
-use http_body_util::{BodyExt, Full};
+use http::{HeaderMap, Request, Response};
+use http_body_util::Full;
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::wasip3::http::types::ErrorCode;
 
@@ -177,45 +178,16 @@ fn upstream(kind: ErrorKind, url: &str, reason: &str) -> ApiError {
     )
 }
 
-/// Reads the body up to `limit` bytes; more is a 413.
-async fn read_body<B>(mut body: B, limit: usize) -> Result<Vec<u8>, ApiError>
-where
-    B: http_body::Body + Unpin,
-    B::Data: AsRef<[u8]>,
-{
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|_| ApiError::invalid("body", "could not read the request body"))?;
-        if let Ok(data) = frame.into_data() {
-            if bytes.len() + data.as_ref().len() > limit {
-                return Err(ApiError::payload_too_large(limit));
-            }
-            bytes.extend_from_slice(data.as_ref());
-        }
-    }
-    Ok(bytes)
-}
-
 #[spin_sdk::http_service]
 async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
     let state = state();
     let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let response = if declared.is_some_and(|n| n > state.config.max_body_bytes) {
-        error_response(&ApiError::payload_too_large(state.config.max_body_bytes))
-    } else {
-        match read_body(body, state.config.max_body_bytes).await {
-            Ok(bytes) => {
-                let request = Request::from_parts(parts, bytes);
-                classify_protocol::handle(&state.backend, &state.config, &request).await
-            }
-            Err(error) => error_response(&error),
+    let response = match read_limited(&parts.headers, body, state.config.max_body_bytes).await {
+        Ok(bytes) => {
+            let request = Request::from_parts(parts, bytes);
+            classify_protocol::handle(&state.backend, &state.config, &request).await
         }
+        Err(error) => error_response(&error),
     };
     response.map(|body| Full::new(Bytes::from(body)))
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classify_protocol::body::read_limited;
 use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response, handle};
 use http::{Method, Request, Response, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -24,9 +25,6 @@ use crate::cli::Args;
 use crate::device::Placement;
 use crate::metrics as names;
 use crate::models;
-
-/// Oversize bodies are read and dropped up to this many bytes before the 413; beyond it the connection closes.
-const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -127,39 +125,9 @@ impl App {
         response
     }
 
-    /// Collects the body up to the configured limit (413 beyond it). An oversize body is still read and
-    /// discarded up to [`DRAIN_LIMIT`], so that the client, still sending, gets to read the 413.
     async fn read_body(&self, request: Request<Incoming>) -> Result<Request<Vec<u8>>, ApiError> {
-        let limit = self.handler.max_body_bytes;
-        let too_large = ApiError::payload_too_large(limit);
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > DRAIN_LIMIT) {
-            return Err(too_large);
-        }
-        let (parts, mut body) = request.into_parts();
-        let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
-        let mut received: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|_| ApiError::invalid("body", "could not read the request body"))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            received += data.len() as u64;
-            if received > DRAIN_LIMIT {
-                return Err(too_large);
-            }
-            if received <= limit as u64 {
-                bytes.extend_from_slice(&data);
-            }
-        }
-        if received > limit as u64 {
-            return Err(too_large);
-        }
+        let (parts, body) = request.into_parts();
+        let bytes = read_limited(&parts.headers, body, self.handler.max_body_bytes).await?;
         Ok(Request::from_parts(parts, bytes))
     }
 }

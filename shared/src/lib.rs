@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod backend;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod handler;
