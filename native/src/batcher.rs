@@ -17,6 +17,9 @@ use crate::models::SequenceClassifier;
 /// Logits per sequence, or why the forward pass failed.
 pub type BatchResult = Result<Vec<Vec<f32>>, String>;
 
+/// One sequence's logits, or why its forward pass failed.
+type RowResult = Result<Vec<f32>, String>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
     /// Most padded tokens in one forward pass. A longer single sequence still runs, alone.
@@ -221,7 +224,7 @@ fn run_batch(
         .flat_map(|(r, p)| (0..p.sequences.len()).map(move |s| (r, s)))
         .collect();
     order.sort_by_key(|&(r, s)| batch[r].sequences[s].len());
-    let mut results: Vec<Vec<Option<Result<Vec<f32>, String>>>> = batch
+    let mut results: Vec<Vec<Option<RowResult>>> = batch
         .iter()
         .map(|p| vec![None; p.sequences.len()])
         .collect();

@@ -60,7 +60,11 @@ impl EdgeServer {
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/edge-host-cache"),
             ),
         };
-        let host = EdgeHost::new(&options)?;
+        EdgeServer::serve(EdgeHost::new(&options)?)
+    }
+
+    /// Serves an already compiled host on a free loopback port.
+    pub fn serve(host: EdgeHost) -> anyhow::Result<EdgeServer> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.set_nonblocking(true)?;
         let base_url = format!("http://{}", listener.local_addr()?);

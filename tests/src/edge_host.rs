@@ -111,21 +111,10 @@ impl HandlerState for HostState {
     type WorkerExpiration = NeverExpires;
     type WorkerState = ReuseInstance;
 
-    fn instantiate(
-        &self,
-    ) -> impl Future<Output = wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>>> + Send
-    {
-        async move {
-            let mut store = self.new_store()?;
-            let proxy = self.pre.instantiate_async(&mut store).await?;
-            Ok(Instance {
-                store,
-                proxy,
-                view: http_view,
-                expiration: NeverExpires,
-                state: ReuseInstance,
-            })
-        }
+    async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>> {
+        let mut store = self.new_store()?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance { store, proxy, view: http_view, expiration: NeverExpires, state: ReuseInstance })
     }
 }
 
