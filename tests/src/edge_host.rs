@@ -111,10 +111,18 @@ impl HandlerState for HostState {
     type WorkerExpiration = NeverExpires;
     type WorkerState = ReuseInstance;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>> {
+    async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>> {
         let mut store = self.new_store()?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
-        Ok(Instance { store, proxy, view: http_view, expiration: NeverExpires, state: ReuseInstance })
+        Ok(Instance {
+            store,
+            proxy,
+            view: http_view,
+            expiration: NeverExpires,
+            state: ReuseInstance,
+        })
     }
 }
 

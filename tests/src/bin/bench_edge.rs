@@ -27,14 +27,21 @@ struct Options {
 const SHORT: &str = "ok";
 
 fn long_text() -> String {
-    "I loved this movie, it was wonderful and the actors were great! ".repeat(40).trim().to_owned()
+    "I loved this movie, it was wonderful and the actors were great! "
+        .repeat(40)
+        .trim()
+        .to_owned()
 }
 
 fn report(what: &str, tokens: usize, mut times: Vec<Duration>) {
     times.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p99 = times[(times.len() * 99 / 100).saturating_sub(1)];
-    println!("{what:<34} ({tokens:>3} tokens): p50 {:7.2} ms  p99 {:7.2} ms", ms(times[times.len() / 2]), ms(p99));
+    println!(
+        "{what:<34} ({tokens:>3} tokens): p50 {:7.2} ms  p99 {:7.2} ms",
+        ms(times[times.len() / 2]),
+        ms(p99)
+    );
 }
 
 fn time(iterations: usize, mut f: impl FnMut()) -> Vec<Duration> {
@@ -51,7 +58,11 @@ fn time(iterations: usize, mut f: impl FnMut()) -> Vec<Duration> {
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let wasm_size = std::fs::metadata(&options.component)?.len();
-    println!("component {} ({:.1} MiB)", options.component.display(), wasm_size as f64 / (1024.0 * 1024.0));
+    println!(
+        "component {} ({:.1} MiB)",
+        options.component.display(),
+        wasm_size as f64 / (1024.0 * 1024.0)
+    );
 
     let started = Instant::now();
     let models = EdgeModels::load(&options.models);
@@ -60,11 +71,20 @@ fn main() -> anyhow::Result<()> {
         (Some(served), Some(classifier)) => (served, classifier),
         _ => anyhow::bail!("no ONNX model under {}", options.models.display()),
     };
-    println!("native tract: load + optimize {:.3} s", started.elapsed().as_secs_f64());
+    println!(
+        "native tract: load + optimize {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     let long = long_text();
-    let inputs = [("short", SHORT.to_owned(), None), ("128 tokens", long.clone(), Some(128))];
+    let inputs = [
+        ("short", SHORT.to_owned(), None),
+        ("128 tokens", long.clone(), Some(128)),
+    ];
     for (name, text, limit) in &inputs {
-        let ids = served.tokenizer.encode(text, true, *limit).map_err(anyhow::Error::msg)?;
+        let ids = served
+            .tokenizer
+            .encode(text, true, *limit)
+            .map_err(anyhow::Error::msg)?;
         let batch = vec![ids.clone()];
         let times = time(options.iterations, || {
             let _ = classifier.run(&batch);
@@ -81,20 +101,30 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     EdgeHost::new(&host_options)?;
-    println!("edge-host: compile component, cold cache {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "edge-host: compile component, cold cache {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let host = EdgeHost::new(&host_options)?;
-    println!("edge-host: load component, warm cache {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "edge-host: load component, warm cache {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
     let server = EdgeServer::serve(host)?;
     let client = Client::new(&server.base_url);
     let model = served.name.clone();
     let started = Instant::now();
     client.classify(&json!({"model": model, "input": SHORT}));
-    println!("edge-host: first request on a new instance (instantiate, load, optimize, run) {:.3} s",
-        started.elapsed().as_secs_f64());
+    println!(
+        "edge-host: first request on a new instance (instantiate, load, optimize, run) {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
     for (name, text, limit) in &inputs {
         let body = json!({"model": model, "input": text, "truncate_prompt_tokens": limit});
-        let tokens = client.classify(&body)["usage"]["prompt_tokens"].as_u64().unwrap_or(0) as usize;
+        let tokens = client.classify(&body)["usage"]["prompt_tokens"]
+            .as_u64()
+            .unwrap_or(0) as usize;
         let times = time(options.iterations, || {
             client.classify(&body);
         });
