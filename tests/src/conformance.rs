@@ -535,12 +535,12 @@ pub fn routes(client: &Client) {
     );
 }
 
-/// One `#[test]` per conformance case, each run for every BERT checkpoint against the deployment that
-/// `$client` (a `fn() -> Client`) reaches.
+/// One `#[test]` per conformance case, each run for every checkpoint in `$models` (a `&[&str]`) against the
+/// deployment that `$client` (a `fn() -> Client`) reaches.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($client:path) => {
-        $crate::conformance_tests!(@cases $client;
+    ($client:path, $models:expr) => {
+        $crate::conformance_tests!(@cases $client, $models;
             case01_string_input, case02_batch_of_strings, case03_token_ids, case04_probs_shape,
             case05_reference_parity, case06_usage, case07_truncation, case08_invalid_inputs, case09_max_length,
             case10_model_errors, case11_malformed_bodies, case12_raw_logits, case13_sigmoid_heads,
@@ -551,12 +551,12 @@ macro_rules! conformance_tests {
             $crate::conformance::routes(&$client());
         }
     };
-    (@cases $client:path; $($case:ident),*) => {
+    (@cases $client:path, $models:expr; $($case:ident),*) => {
         $(
             #[test]
             fn $case() {
                 let client = $client();
-                for name in $crate::fixtures::BERT_MODELS {
+                for name in $models {
                     $crate::conformance::$case(&client, &$crate::fixtures::Fixture::load(name));
                 }
             }

@@ -12,6 +12,16 @@ pub const BERT_MODELS: &[&str] = &[
     "bert-multilabel",
 ];
 
+/// Decoder sequence classifiers (native only), including a bf16 checkpoint and a one-label score head.
+pub const DECODER_MODELS: &[&str] = &[
+    "llama-2label",
+    "llama-bf16",
+    "qwen2-3label",
+    "qwen3-2label",
+    "qwen3-score",
+    "gemma2-2label",
+];
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Reference {
     pub architecture: String,

@@ -1,20 +1,24 @@
-//! The contract's conformance cases against the native server, for every BERT checkpoint.
+//! The contract's conformance cases against the native server, for every checkpoint (BERT and decoders).
 
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::fixtures::{BERT_MODELS, models_dir};
+use classify_tests::fixtures::{BERT_MODELS, DECODER_MODELS, models_dir};
 use classify_tests::native::NativeServer;
 
-/// One server for the whole test binary, serving every BERT checkpoint.
+fn all_models() -> impl Iterator<Item = &'static &'static str> {
+    BERT_MODELS.iter().chain(DECODER_MODELS)
+}
+
+/// One server for the whole test binary, serving every checkpoint.
 fn client() -> Client {
     static SERVER: OnceLock<NativeServer> = OnceLock::new();
     let server = SERVER.get_or_init(|| {
-        let dirs: Vec<_> = BERT_MODELS.iter().map(|m| models_dir().join(m)).collect();
+        let dirs: Vec<_> = all_models().map(|m| models_dir().join(m)).collect();
         let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
         NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native server: {e:#}"))
     });
     Client::new(&server.base_url)
 }
 
-classify_tests::conformance_tests!(client);
+classify_tests::conformance_tests!(client, all_models());

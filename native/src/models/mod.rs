@@ -1,6 +1,11 @@
 //! Sequence classifiers, one file per architecture, chosen by `architectures[0]` in config.json.
 
 mod bert;
+mod decoder;
+mod gemma2;
+mod llama;
+mod qwen2;
+mod qwen3;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,7 +23,13 @@ pub trait SequenceClassifier: Send {
 }
 
 /// The architectures this server runs, by their `architectures[0]` name.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["BertForSequenceClassification"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
+    "BertForSequenceClassification",
+    "LlamaForSequenceClassification",
+    "Qwen2ForSequenceClassification",
+    "Qwen3ForSequenceClassification",
+    "Gemma2ForSequenceClassification",
+];
 
 pub struct LoadedModel {
     pub served: ServedModel,
@@ -42,6 +53,21 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
     {
         "BertForSequenceClassification" => {
             let model = bert::BertClassifier::load(&config_json, &files.config, vb)
+                .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
+            let shape = model.shape();
+            (Box::new(model), shape)
+        }
+        "LlamaForSequenceClassification"
+        | "Qwen2ForSequenceClassification"
+        | "Qwen3ForSequenceClassification"
+        | "Gemma2ForSequenceClassification" => {
+            let load = match architecture.as_str() {
+                "LlamaForSequenceClassification" => llama::load,
+                "Qwen2ForSequenceClassification" => qwen2::load,
+                "Qwen3ForSequenceClassification" => qwen3::load,
+                _ => gemma2::load,
+            };
+            let model = load(&config_json, vb)
                 .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
             let shape = model.shape();
             (Box::new(model), shape)

@@ -1,0 +1,568 @@
+//! The decoder-only transformer that Llama, Qwen2, Qwen3 and Gemma2 share, with the options where they differ,
+//! and the sequence-classification head on the hidden state of each input's last real token.
+
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear_b};
+use classify_protocol::ModelShape;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::SequenceClassifier;
+
+/// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct DecoderConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    #[serde(default = "default_rms_norm_eps")]
+    pub rms_norm_eps: f64,
+    pub max_position_embeddings: usize,
+    #[serde(default)]
+    pub attention_bias: bool,
+    #[serde(default)]
+    pub mlp_bias: bool,
+    pub hidden_act: Option<String>,
+    pub hidden_activation: Option<String>,
+    pub pad_token_id: Option<Value>,
+}
+
+fn default_rms_norm_eps() -> f64 {
+    1e-6
+}
+
+impl DecoderConfig {
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    pub fn num_key_value_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    Silu,
+    /// `gelu_pytorch_tanh` / `gelu_new`: the tanh approximation.
+    GeluTanh,
+    /// `gelu`: the exact (erf) form.
+    Gelu,
+}
+
+impl Activation {
+    pub fn from_name(name: &str) -> anyhow::Result<Activation> {
+        match name {
+            "silu" | "swish" => Ok(Activation::Silu),
+            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "gelu" => Ok(Activation::Gelu),
+            other => anyhow::bail!("unsupported activation `{other}`"),
+        }
+    }
+
+    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Activation::Silu => candle_nn::ops::silu(xs),
+            Activation::GeluTanh => xs.gelu(),
+            Activation::Gelu => xs.gelu_erf(),
+        }
+    }
+}
+
+/// Rotary embedding frequencies, with the scalings Llama 3 and Qwen configs use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    pub inv_freq: Vec<f32>,
+}
+
+impl Rope {
+    /// From `rope_parameters` (transformers 5) or `rope_theta` + `rope_scaling` (transformers 4).
+    pub fn from_config(
+        config: &Value,
+        head_dim: usize,
+        max_positions: usize,
+    ) -> anyhow::Result<Rope> {
+        let parameters = config.get("rope_parameters").filter(|v| v.is_object());
+        let scaling = parameters.or_else(|| config.get("rope_scaling").filter(|v| v.is_object()));
+        let theta = parameters
+            .and_then(|p| p.get("rope_theta"))
+            .or_else(|| config.get("rope_theta"))
+            .and_then(Value::as_f64)
+            .unwrap_or(10_000.0);
+        let number = |key: &str| scaling.and_then(|s| s.get(key)).and_then(Value::as_f64);
+        let kind = scaling
+            .and_then(|s| s.get("rope_type").or_else(|| s.get("type")))
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let base: Vec<f64> = (0..head_dim / 2)
+            .map(|i| 1.0 / theta.powf((2 * i) as f64 / head_dim as f64))
+            .collect();
+        let inv_freq: Vec<f64> = match kind {
+            "default" => base,
+            "linear" => {
+                let factor = number("factor")
+                    .ok_or_else(|| anyhow::anyhow!("linear rope scaling needs `factor`"))?;
+                base.iter().map(|f| f / factor).collect()
+            }
+            // Dynamic NTK scaling only changes frequencies past max_position_embeddings, which inputs never reach.
+            "dynamic" => {
+                let original = number("original_max_position_embeddings")
+                    .map_or(max_positions, |n| n as usize);
+                anyhow::ensure!(
+                    original >= max_positions,
+                    "dynamic rope scaling beyond original_max_position_embeddings ({original}) is not supported"
+                );
+                base
+            }
+            "llama3" => {
+                let get = |key: &str| {
+                    number(key).ok_or_else(|| anyhow::anyhow!("llama3 rope scaling needs `{key}`"))
+                };
+                let (factor, low, high) = (
+                    get("factor")?,
+                    get("low_freq_factor")?,
+                    get("high_freq_factor")?,
+                );
+                let original = get("original_max_position_embeddings")?;
+                let (low_wavelen, high_wavelen) = (original / low, original / high);
+                base.iter()
+                    .map(|&f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (original / wavelen - low) / (high - low);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+            other => anyhow::bail!(
+                "unsupported rope scaling `{other}` (supported: default, linear, dynamic, llama3)"
+            ),
+        };
+        Ok(Rope {
+            inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
+        })
+    }
+
+    /// cos and sin tables `[positions, head_dim / 2]`.
+    fn tables(&self, positions: usize, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut angles = Vec::with_capacity(positions * half);
+        for t in 0..positions {
+            angles.extend(self.inv_freq.iter().map(|f| t as f32 * f));
+        }
+        let angles = Tensor::from_vec(angles, (positions, half), device)?;
+        Ok((angles.cos()?, angles.sin()?))
+    }
+}
+
+/// Everything that tells the supported decoders apart.
+#[derive(Debug, Clone)]
+pub struct DecoderSpec {
+    pub config: DecoderConfig,
+    pub rope: Rope,
+    pub activation: Activation,
+    pub q_k_v_bias: bool,
+    pub o_bias: bool,
+    /// Qwen3: RMSNorm over each head of q and k before rotary.
+    pub qk_norm: bool,
+    /// Gemma: norms scale by `1 + weight`.
+    pub norm_adds_one: bool,
+    /// Gemma2: extra norms after attention and around the MLP.
+    pub sandwich_norms: bool,
+    /// Gemma: embeddings are multiplied by this.
+    pub embedding_scale: Option<f64>,
+    /// Multiplies q·k (1/sqrt(head_dim) unless the config says otherwise).
+    pub attention_scale: f64,
+    /// Gemma2: `tanh(scores / cap) * cap` before the mask.
+    pub attention_softcap: Option<f64>,
+    /// Per layer: attend to at most this many most recent positions.
+    pub sliding_window: Vec<Option<usize>>,
+}
+
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn load(size: usize, eps: f64, adds_one: bool, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
+        let weight = vb.get(size, "weight")?.to_dtype(DType::F32)?;
+        let weight = if adds_one { (weight + 1.0)? } else { weight };
+        Ok(RmsNorm { weight, eps })
+    }
+
+    /// Normalizes in f32 whatever the activations' dtype.
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let dtype = xs.dtype();
+        let xs = xs.to_dtype(DType::F32)?;
+        let rms = (xs.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?;
+        xs.broadcast_div(&rms)?
+            .broadcast_mul(&self.weight)?
+            .to_dtype(dtype)
+    }
+}
+
+struct Attention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    o: Linear,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    scale: f64,
+    softcap: Option<f64>,
+}
+
+impl Attention {
+    fn load(spec: &DecoderSpec, vb: VarBuilder) -> candle_core::Result<Attention> {
+        let c = &spec.config;
+        let (heads, kv_heads, head_dim) =
+            (c.num_attention_heads, c.num_key_value_heads(), c.head_dim());
+        let qk_norm = |name: &str| {
+            spec.qk_norm
+                .then(|| RmsNorm::load(head_dim, c.rms_norm_eps, spec.norm_adds_one, vb.pp(name)))
+                .transpose()
+        };
+        Ok(Attention {
+            q: linear_b(
+                c.hidden_size,
+                heads * head_dim,
+                spec.q_k_v_bias,
+                vb.pp("q_proj"),
+            )?,
+            k: linear_b(
+                c.hidden_size,
+                kv_heads * head_dim,
+                spec.q_k_v_bias,
+                vb.pp("k_proj"),
+            )?,
+            v: linear_b(
+                c.hidden_size,
+                kv_heads * head_dim,
+                spec.q_k_v_bias,
+                vb.pp("v_proj"),
+            )?,
+            o: linear_b(
+                heads * head_dim,
+                c.hidden_size,
+                spec.o_bias,
+                vb.pp("o_proj"),
+            )?,
+            q_norm: qk_norm("q_norm")?,
+            k_norm: qk_norm("k_norm")?,
+            heads,
+            kv_heads,
+            head_dim,
+            scale: spec.attention_scale,
+            softcap: spec.attention_softcap,
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, len, _) = xs.dims3()?;
+        let split =
+            |t: Tensor, heads: usize, norm: Option<&RmsNorm>| -> candle_core::Result<Tensor> {
+                let t = t.reshape((batch, len, heads, self.head_dim))?;
+                let t = match norm {
+                    Some(norm) => norm.forward(&t)?,
+                    None => t,
+                };
+                t.transpose(1, 2)?.contiguous()
+            };
+        let q = split(self.q.forward(xs)?, self.heads, self.q_norm.as_ref())?;
+        let k = split(self.k.forward(xs)?, self.kv_heads, self.k_norm.as_ref())?;
+        let v = split(self.v.forward(xs)?, self.kv_heads, None)?;
+        let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
+        let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
+        let repeat = self.heads / self.kv_heads;
+        let k = candle_transformers::utils::repeat_kv(k, repeat)?.contiguous()?;
+        let v = candle_transformers::utils::repeat_kv(v, repeat)?.contiguous()?;
+        let mut scores = (q.matmul(&k.t()?)? * self.scale)?;
+        if let Some(cap) = self.softcap {
+            scores = ((scores / cap)?.tanh()? * cap)?;
+        }
+        let scores = scores.to_dtype(DType::F32)?.broadcast_add(mask)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        let out =
+            probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((batch, len, self.heads * self.head_dim))?;
+        self.o.forward(&out)
+    }
+}
+
+struct Mlp {
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    activation: Activation,
+}
+
+impl Mlp {
+    fn load(spec: &DecoderSpec, vb: VarBuilder) -> candle_core::Result<Mlp> {
+        let c = &spec.config;
+        Ok(Mlp {
+            gate: linear_b(
+                c.hidden_size,
+                c.intermediate_size,
+                c.mlp_bias,
+                vb.pp("gate_proj"),
+            )?,
+            up: linear_b(
+                c.hidden_size,
+                c.intermediate_size,
+                c.mlp_bias,
+                vb.pp("up_proj"),
+            )?,
+            down: linear_b(
+                c.intermediate_size,
+                c.hidden_size,
+                c.mlp_bias,
+                vb.pp("down_proj"),
+            )?,
+            activation: spec.activation,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let gated = (self.activation.apply(&self.gate.forward(xs)?)? * self.up.forward(xs)?)?;
+        self.down.forward(&gated)
+    }
+}
+
+struct Layer {
+    attention: Attention,
+    mlp: Mlp,
+    input_norm: RmsNorm,
+    post_attention_norm: RmsNorm,
+    /// Gemma2's pre/post feed-forward norms.
+    feed_forward_norms: Option<(RmsNorm, RmsNorm)>,
+    sliding_window: Option<usize>,
+}
+
+impl Layer {
+    fn load(spec: &DecoderSpec, index: usize, vb: VarBuilder) -> candle_core::Result<Layer> {
+        let c = &spec.config;
+        let norm = |name: &str| {
+            RmsNorm::load(
+                c.hidden_size,
+                c.rms_norm_eps,
+                spec.norm_adds_one,
+                vb.pp(name),
+            )
+        };
+        let feed_forward_norms = if spec.sandwich_norms {
+            Some((
+                norm("pre_feedforward_layernorm")?,
+                norm("post_feedforward_layernorm")?,
+            ))
+        } else {
+            None
+        };
+        Ok(Layer {
+            attention: Attention::load(spec, vb.pp("self_attn"))?,
+            mlp: Mlp::load(spec, vb.pp("mlp"))?,
+            input_norm: norm("input_layernorm")?,
+            post_attention_norm: norm("post_attention_layernorm")?,
+            feed_forward_norms,
+            sliding_window: spec.sliding_window.get(index).copied().flatten(),
+        })
+    }
+
+    fn forward(
+        &self,
+        xs: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        mask: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let attended = self
+            .attention
+            .forward(&self.input_norm.forward(xs)?, cos, sin, mask)?;
+        match &self.feed_forward_norms {
+            None => {
+                let xs = (xs + attended)?;
+                let ff = self.mlp.forward(&self.post_attention_norm.forward(&xs)?)?;
+                xs + ff
+            }
+            Some((pre, post)) => {
+                let xs = (xs + self.post_attention_norm.forward(&attended)?)?;
+                let ff = post.forward(&self.mlp.forward(&pre.forward(&xs)?)?)?;
+                xs + ff
+            }
+        }
+    }
+}
+
+/// A decoder backbone with a `score` head read at each input's last real token.
+pub struct DecoderClassifier {
+    embed: Embedding,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    score: Linear,
+    rope: Rope,
+    embedding_scale: Option<f64>,
+    pad_token_id: u32,
+    shape: ModelShape,
+    device: Device,
+}
+
+impl DecoderClassifier {
+    /// Loads `model.*` and `score.weight` (any `lm_head.*` is ignored).
+    pub fn load(
+        spec: DecoderSpec,
+        pad_token_id: u32,
+        vb: VarBuilder,
+    ) -> candle_core::Result<DecoderClassifier> {
+        let c = &spec.config;
+        let model = vb.pp("model");
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| Layer::load(&spec, i, model.pp(format!("layers.{i}"))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let num_classes = vb.get_unchecked("score.weight")?.dim(0)?;
+        let score = linear_b(c.hidden_size, num_classes, false, vb.pp("score"))?;
+        let score = Linear::new(score.weight().to_dtype(DType::F32)?, None);
+        Ok(DecoderClassifier {
+            embed: embedding(c.vocab_size, c.hidden_size, model.pp("embed_tokens"))?,
+            norm: RmsNorm::load(
+                c.hidden_size,
+                c.rms_norm_eps,
+                spec.norm_adds_one,
+                model.pp("norm"),
+            )?,
+            layers,
+            score,
+            shape: ModelShape {
+                num_classes,
+                max_positions: c.max_position_embeddings,
+                vocab_size: c.vocab_size,
+            },
+            rope: spec.rope,
+            embedding_scale: spec.embedding_scale,
+            pad_token_id,
+            device: vb.device().clone(),
+        })
+    }
+
+    pub fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    /// `[1, 1, len, len]` additive mask: causal, and within the sliding window when there is one.
+    fn mask(&self, len: usize, window: Option<usize>) -> candle_core::Result<Tensor> {
+        let mut values = Vec::with_capacity(len * len);
+        for query in 0..len {
+            for key in 0..len {
+                let visible = key <= query && window.is_none_or(|w| query - key < w);
+                values.push(if visible { 0.0 } else { f32::NEG_INFINITY });
+            }
+        }
+        Tensor::from_vec(values, (1, 1, len, len), &self.device)
+    }
+}
+
+impl SequenceClassifier for DecoderClassifier {
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        // Right padding: with causal attention, real tokens never see the padding after them.
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        for sequence in batch {
+            ids.extend_from_slice(sequence);
+            ids.extend(std::iter::repeat_n(
+                self.pad_token_id,
+                longest - sequence.len(),
+            ));
+        }
+        let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
+        let mut xs = self.embed.forward(&ids)?;
+        if let Some(scale) = self.embedding_scale {
+            xs = (xs * scale)?;
+        }
+        let (cos, sin) = self.rope.tables(longest, &self.device)?;
+        let (cos, sin) = (cos.to_dtype(xs.dtype())?, sin.to_dtype(xs.dtype())?);
+        let full = self.mask(longest, None)?;
+        for layer in &self.layers {
+            let mask = match layer.sliding_window {
+                Some(window) if window < longest => self.mask(longest, Some(window))?,
+                _ => full.clone(),
+            };
+            xs = layer.forward(&xs, &cos, &sin, &mask)?;
+        }
+        let xs = self.norm.forward(&xs)?;
+        let last = batch
+            .iter()
+            .enumerate()
+            .map(|(b, sequence)| xs.i((b, sequence.len().saturating_sub(1))))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let last = Tensor::stack(&last, 0)?.to_dtype(DType::F32)?;
+        self.score.forward(&last)?.to_vec2()
+    }
+}
+
+/// The first pad id of config.json (an integer or a list), else 0: padding only fills positions after each input.
+pub fn pad_token_id(config: &DecoderConfig) -> u32 {
+    match &config.pad_token_id {
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        Some(Value::Array(ids)) => ids
+            .first()
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_parameters_in_either_layout() {
+        let v5 =
+            serde_json::json!({"rope_parameters": {"rope_type": "default", "rope_theta": 100.0}});
+        let rope = Rope::from_config(&v5, 4, 16).unwrap();
+        assert_eq!(rope.inv_freq, [1.0, 0.1]);
+        let v4 = serde_json::json!({"rope_theta": 100.0, "rope_scaling": {"type": "linear", "factor": 2.0}});
+        assert_eq!(Rope::from_config(&v4, 4, 16).unwrap().inv_freq, [0.5, 0.05]);
+        let yarn = serde_json::json!({"rope_scaling": {"rope_type": "yarn", "factor": 4.0}});
+        assert!(
+            Rope::from_config(&yarn, 4, 16)
+                .unwrap_err()
+                .to_string()
+                .contains("yarn")
+        );
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_frequencies_and_divides_low_ones() {
+        let config = serde_json::json!({"rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3",
+            "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}});
+        let scaled = Rope::from_config(&config, 128, 131072).unwrap().inv_freq;
+        let plain = Rope::from_config(&serde_json::json!({"rope_theta": 500000.0}), 128, 131072)
+            .unwrap()
+            .inv_freq;
+        assert_eq!(scaled[0], plain[0]);
+        assert!((scaled[63] - plain[63] / 8.0).abs() < 1e-12);
+    }
+}

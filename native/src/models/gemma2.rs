@@ -1,0 +1,53 @@
+//! `Gemma2ForSequenceClassification`: embeddings scaled by sqrt(hidden_size), (1 + w) RMSNorms with extra norms
+//! after attention and around the MLP, attention scaled by `query_pre_attn_scalar` and soft-capped, and
+//! sliding-window layers alternating with full ones (`layer_types`, else every even layer).
+
+use candle_nn::VarBuilder;
+use serde_json::Value;
+
+use super::decoder::{
+    Activation, DecoderClassifier, DecoderConfig, DecoderSpec, Rope, pad_token_id,
+};
+
+pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassifier> {
+    let raw: Value = serde_json::from_slice(config_json)?;
+    let config: DecoderConfig = serde_json::from_value(raw.clone())?;
+    let window = raw
+        .get("sliding_window")
+        .and_then(Value::as_u64)
+        .map(|w| w as usize);
+    let sliding_window = (0..config.num_hidden_layers)
+        .map(|i| {
+            let sliding = match raw.get("layer_types").and_then(Value::as_array) {
+                Some(types) => types.get(i).and_then(Value::as_str) == Some("sliding_attention"),
+                None => i % 2 == 0,
+            };
+            if sliding { window } else { None }
+        })
+        .collect();
+    let query_scalar = raw
+        .get("query_pre_attn_scalar")
+        .and_then(Value::as_f64)
+        .unwrap_or(config.head_dim() as f64);
+    let activation = config
+        .hidden_activation
+        .as_deref()
+        .or(config.hidden_act.as_deref())
+        .unwrap_or("gelu_pytorch_tanh");
+    let spec = DecoderSpec {
+        rope: Rope::from_config(&raw, config.head_dim(), config.max_position_embeddings)?,
+        activation: Activation::from_name(activation)?,
+        q_k_v_bias: config.attention_bias,
+        o_bias: config.attention_bias,
+        qk_norm: false,
+        norm_adds_one: true,
+        sandwich_norms: true,
+        embedding_scale: Some((config.hidden_size as f64).sqrt()),
+        attention_scale: query_scalar.powf(-0.5),
+        attention_softcap: raw.get("attn_logit_softcapping").and_then(Value::as_f64),
+        sliding_window,
+        config,
+    };
+    let pad = pad_token_id(&spec.config);
+    Ok(DecoderClassifier::load(spec, pad, vb)?)
+}
