@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::SequenceClassifier;
+use super::heads::{ClassifierHead, HeadKind};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]
@@ -414,12 +415,12 @@ impl Layer {
     }
 }
 
-/// A decoder backbone with a `score` head read at each input's last real token.
+/// A decoder backbone with a classification or reward head read at each input's last real token.
 pub struct DecoderClassifier {
     embed: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    score: Linear,
+    head: ClassifierHead,
     rope: Rope,
     embedding_scale: Option<f64>,
     pad_token_id: u32,
@@ -428,9 +429,10 @@ pub struct DecoderClassifier {
 }
 
 impl DecoderClassifier {
-    /// Loads `model.*` and `score.weight` (any `lm_head.*` is ignored).
+    /// Loads `model.*` and the head's tensors (any `lm_head.*` is ignored).
     pub fn load(
         spec: DecoderSpec,
+        head: HeadKind,
         pad_token_id: u32,
         vb: VarBuilder,
     ) -> candle_core::Result<DecoderClassifier> {
@@ -439,9 +441,8 @@ impl DecoderClassifier {
         let layers = (0..c.num_hidden_layers)
             .map(|i| Layer::load(&spec, i, model.pp(format!("layers.{i}"))))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let num_classes = vb.get_unchecked("score.weight")?.dim(0)?;
-        let score = linear_b(c.hidden_size, num_classes, false, vb.pp("score"))?;
-        let score = Linear::new(score.weight().to_dtype(DType::F32)?, None);
+        let head = ClassifierHead::load(head, c.hidden_size, vb.clone())?;
+        let num_classes = head.num_classes()?;
         Ok(DecoderClassifier {
             embed: embedding(c.vocab_size, c.hidden_size, model.pp("embed_tokens"))?,
             norm: RmsNorm::load(
@@ -451,7 +452,7 @@ impl DecoderClassifier {
                 model.pp("norm"),
             )?,
             layers,
-            score,
+            head,
             shape: ModelShape {
                 num_classes,
                 max_positions: c.max_position_embeddings,
@@ -515,7 +516,7 @@ impl SequenceClassifier for DecoderClassifier {
             .map(|(b, sequence)| xs.i((b, sequence.len().saturating_sub(1))))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let last = Tensor::stack(&last, 0)?.to_dtype(DType::F32)?;
-        self.score.forward(&last)?.to_vec2()
+        self.head.forward(&last)?.to_vec2()
     }
 }
 

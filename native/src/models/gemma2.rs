@@ -2,14 +2,12 @@
 //! after attention and around the MLP, attention scaled by `query_pre_attn_scalar` and soft-capped, and
 //! sliding-window layers alternating with full ones (`layer_types`, else every even layer).
 
-use candle_nn::VarBuilder;
 use serde_json::Value;
 
-use super::decoder::{
-    Activation, DecoderClassifier, DecoderConfig, DecoderSpec, Rope, pad_token_id,
-};
+use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
 
-pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassifier> {
+/// The decoder options for this architecture, from config.json.
+pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let raw: Value = serde_json::from_slice(config_json)?;
     let config: DecoderConfig = serde_json::from_value(raw.clone())?;
     let window = raw
@@ -48,6 +46,5 @@ pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassif
         sliding_window,
         config,
     };
-    let pad = pad_token_id(&spec.config);
-    Ok(DecoderClassifier::load(spec, pad, vb)?)
+    Ok(spec)
 }

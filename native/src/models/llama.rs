@@ -1,13 +1,10 @@
 //! `LlamaForSequenceClassification`: pre-norm decoder with SwiGLU, GQA and rotary (incl. llama3 scaling);
 //! `attention_bias` adds biases to q, k, v and o.
 
-use candle_nn::VarBuilder;
+use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
 
-use super::decoder::{
-    Activation, DecoderClassifier, DecoderConfig, DecoderSpec, Rope, pad_token_id,
-};
-
-pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassifier> {
+/// The decoder options for this architecture, from config.json.
+pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let raw: serde_json::Value = serde_json::from_slice(config_json)?;
     let config: DecoderConfig = serde_json::from_value(raw.clone())?;
     let spec = DecoderSpec {
@@ -24,6 +21,5 @@ pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassif
         sliding_window: Vec::new(),
         config,
     };
-    let pad = pad_token_id(&spec.config);
-    Ok(DecoderClassifier::load(spec, pad, vb)?)
+    Ok(spec)
 }

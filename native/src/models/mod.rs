@@ -3,6 +3,7 @@
 mod bert;
 mod decoder;
 mod gemma2;
+mod heads;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -15,6 +16,8 @@ use candle_nn::VarBuilder;
 use classify_protocol::{ModelFiles, ModelShape, ServedModel};
 
 use crate::device::Placement;
+use decoder::DecoderClassifier;
+use heads::HeadKind;
 
 /// A model's forward pass over a batch of token-id sequences (any lengths; the model pads).
 pub trait SequenceClassifier: Send {
@@ -29,6 +32,8 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "Qwen2ForSequenceClassification",
     "Qwen3ForSequenceClassification",
     "Gemma2ForSequenceClassification",
+    "Qwen2ForRewardModel",
+    "LlamaForSequenceClassificationWithNormal_Weights",
 ];
 
 pub struct LoadedModel {
@@ -38,7 +43,7 @@ pub struct LoadedModel {
 
 /// Loads a Hugging Face model directory. Errors name the directory and the file or tensor at fault.
 pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<LoadedModel> {
-    let files = ModelFiles::read(dir).map_err(anyhow::Error::msg)?;
+    let mut files = ModelFiles::read(dir).map_err(anyhow::Error::msg)?;
     let architecture = files.config.architecture().unwrap_or_default().to_owned();
     let config_json = std::fs::read(dir.join("config.json"))
         .with_context(|| format!("{}", dir.join("config.json").display()))?;
@@ -57,17 +62,28 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
             let shape = model.shape();
             (Box::new(model), shape)
         }
-        "LlamaForSequenceClassification"
+        arch @ ("LlamaForSequenceClassification"
         | "Qwen2ForSequenceClassification"
         | "Qwen3ForSequenceClassification"
-        | "Gemma2ForSequenceClassification" => {
-            let load = match architecture.as_str() {
-                "LlamaForSequenceClassification" => llama::load,
-                "Qwen2ForSequenceClassification" => qwen2::load,
-                "Qwen3ForSequenceClassification" => qwen3::load,
-                _ => gemma2::load,
+        | "Gemma2ForSequenceClassification"
+        | "Qwen2ForRewardModel"
+        | "LlamaForSequenceClassificationWithNormal_Weights") => {
+            let (spec, head) = match arch {
+                "LlamaForSequenceClassification" => (llama::spec(&config_json), HeadKind::Score),
+                "Qwen2ForSequenceClassification" => (qwen2::spec(&config_json), HeadKind::Score),
+                "Qwen3ForSequenceClassification" => (qwen3::spec(&config_json), HeadKind::Score),
+                "Gemma2ForSequenceClassification" => (gemma2::spec(&config_json), HeadKind::Score),
+                "Qwen2ForRewardModel" => (qwen2::spec(&config_json), HeadKind::Qwen2Reward),
+                _ => {
+                    // The head's num_labels/id2label describe its internal pairs; it answers one reward.
+                    files.config.id2label = None;
+                    files.config.num_labels = Some(1);
+                    (llama::spec(&config_json), HeadKind::NormalWeights)
+                }
             };
-            let model = load(&config_json, vb)
+            let spec = spec.with_context(|| format!("{}: config.json", dir.display()))?;
+            let pad = decoder::pad_token_id(&spec.config);
+            let model = DecoderClassifier::load(spec, head, pad, vb)
                 .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
             let shape = model.shape();
             (Box::new(model), shape)

@@ -1,13 +1,10 @@
 //! `Qwen3ForSequenceClassification`: the Llama layout with an RMSNorm on each head of q and k before rotary
 //! (`q_norm`, `k_norm`) and an explicit `head_dim`.
 
-use candle_nn::VarBuilder;
+use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
 
-use super::decoder::{
-    Activation, DecoderClassifier, DecoderConfig, DecoderSpec, Rope, pad_token_id,
-};
-
-pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassifier> {
+/// The decoder options for this architecture, from config.json.
+pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let raw: serde_json::Value = serde_json::from_slice(config_json)?;
     anyhow::ensure!(
         !raw.get("use_sliding_window")
@@ -30,6 +27,5 @@ pub fn load(config_json: &[u8], vb: VarBuilder) -> anyhow::Result<DecoderClassif
         sliding_window: Vec::new(),
         config,
     };
-    let pad = pad_token_id(&spec.config);
-    Ok(DecoderClassifier::load(spec, pad, vb)?)
+    Ok(spec)
 }
