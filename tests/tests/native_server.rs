@@ -291,3 +291,63 @@ fn startup_errors_name_the_problem() {
     let absent = load_error(Path::new("/nonexistent/model"));
     assert!(absent.contains("config.json"), "{absent}");
 }
+
+#[test]
+fn sharded_checkpoints_load_like_single_files() {
+    let source = models_dir().join("qwen3-2label");
+    let dir = std::env::temp_dir().join(format!("classify-sharded-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sharded = dir.join("qwen3-2label");
+    std::fs::create_dir_all(&sharded).expect("temp dir");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(source.join(file), sharded.join(file)).expect("copy");
+    }
+    let tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
+        .expect("weights");
+    let (mut first, mut second) = (HashMap::new(), HashMap::new());
+    let mut weight_map = serde_json::Map::new();
+    for (i, (name, tensor)) in tensors.into_iter().enumerate() {
+        let shard = if i % 2 == 0 {
+            "model-00001-of-00002.safetensors"
+        } else {
+            "model-00002-of-00002.safetensors"
+        };
+        weight_map.insert(name.clone(), json!(shard));
+        if i % 2 == 0 {
+            first.insert(name, tensor)
+        } else {
+            second.insert(name, tensor)
+        };
+    }
+    candle_core::safetensors::save(&first, sharded.join("model-00001-of-00002.safetensors"))
+        .expect("shard 1");
+    candle_core::safetensors::save(&second, sharded.join("model-00002-of-00002.safetensors"))
+        .expect("shard 2");
+    let index = json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .expect("index");
+
+    let fixture = Fixture::load("qwen3-2label");
+    let server = NativeServer::start(&[sharded.as_path()], &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    let client = Client::new(&server.base_url);
+    let texts: Vec<&str> = fixture
+        .reference
+        .inputs
+        .iter()
+        .map(|i| i.text.as_str())
+        .collect();
+    let response = client.classify(&json!({"model": "qwen3-2label", "input": texts}));
+    for (result, reference) in response["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .zip(&fixture.reference.inputs)
+    {
+        assert_close(&floats(&result["probs"]), &reference.probs, 1e-4, "sharded");
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -54,11 +54,22 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
         VarBuilder::from_mmaped_safetensors(&weights, placement.dtype, &placement.device)
     }
     .with_context(|| format!("{}: cannot read the safetensors weights", dir.display()))?;
+    let weight_names = weights
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let cannot_load = || {
+        format!(
+            "{}: cannot load {architecture} from {weight_names}",
+            dir.display()
+        )
+    };
     let (classifier, shape): (Box<dyn SequenceClassifier>, ModelShape) = match architecture.as_str()
     {
         "BertForSequenceClassification" => {
             let model = bert::BertClassifier::load(&config_json, &files.config, vb)
-                .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
+                .with_context(cannot_load)?;
             let shape = model.shape();
             (Box::new(model), shape)
         }
@@ -83,8 +94,7 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
             };
             let spec = spec.with_context(|| format!("{}: config.json", dir.display()))?;
             let pad = decoder::pad_token_id(&spec.config);
-            let model = DecoderClassifier::load(spec, head, pad, vb)
-                .with_context(|| format!("{}: cannot load {architecture}", dir.display()))?;
+            let model = DecoderClassifier::load(spec, head, pad, vb).with_context(cannot_load)?;
             let shape = model.shape();
             (Box::new(model), shape)
         }
