@@ -2,11 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::thread::JoinHandle;
-
-use tokio::sync::oneshot;
 
 use crate::edge_host::{EdgeHost, EdgeHostOptions};
+use crate::server_thread::ServerThread;
 
 /// Builds the edge component for wasm32-wasip2 (release, SIMD) once per process, in its own target directory
 /// so that it can run while an outer cargo holds the workspace's. Returns the .wasm path.
@@ -45,8 +43,7 @@ pub fn component() -> anyhow::Result<PathBuf> {
 
 pub struct EdgeServer {
     pub base_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl EdgeServer {
@@ -65,42 +62,15 @@ impl EdgeServer {
 
     /// Serves an already compiled host on a free loopback port.
     pub fn serve(host: EdgeHost) -> anyhow::Result<EdgeServer> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let base_url = format!("http://{}", listener.local_addr()?);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
-        let thread = std::thread::spawn(move || {
-            runtime.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => {
-                        host.serve(listener, async {
-                            let _ = stopped.await;
-                        })
-                        .await
-                    }
-                    Err(e) => eprintln!("cannot register the listener: {e}"),
-                }
-            });
-        });
+        let server = ServerThread::spawn(move |listener, stopped| async move {
+            host.serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        })?;
         Ok(EdgeServer {
-            base_url,
-            stop: Some(stop),
-            thread: Some(thread),
+            base_url: server.base_url.clone(),
+            _server: server,
         })
-    }
-}
-
-impl Drop for EdgeServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

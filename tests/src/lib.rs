@@ -8,3 +8,4 @@ pub mod edge;
 pub mod edge_host;
 pub mod fixtures;
 pub mod native;
+pub mod server_thread;

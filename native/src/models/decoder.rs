@@ -190,6 +190,41 @@ pub struct DecoderSpec {
     pub sliding_window: Vec<Option<usize>>,
 }
 
+impl DecoderSpec {
+    /// The Llama layout read from config.json: SwiGLU (or `hidden_act`), rotary from the config, `attention_bias`
+    /// on q, k, v and o, 1/sqrt(head_dim) scaling. Architecture files change what differs. Also returns the raw
+    /// config for architecture-specific keys.
+    pub fn llama_layout(config_json: &[u8]) -> anyhow::Result<(DecoderSpec, Value)> {
+        let raw: Value = serde_json::from_slice(config_json)?;
+        let config: DecoderConfig = serde_json::from_value(raw.clone())?;
+        let spec = DecoderSpec {
+            rope: Rope::from_config(&raw, config.head_dim(), config.max_position_embeddings)?,
+            activation: Activation::from_name(config.hidden_act.as_deref().unwrap_or("silu"))?,
+            q_k_v_bias: config.attention_bias,
+            o_bias: config.attention_bias,
+            qk_norm: false,
+            norm_adds_one: false,
+            sandwich_norms: false,
+            embedding_scale: None,
+            attention_scale: (config.head_dim() as f64).powf(-0.5),
+            attention_softcap: None,
+            sliding_window: Vec::new(),
+            config,
+        };
+        Ok((spec, raw))
+    }
+}
+
+/// Qwen's optional sliding window is rejected: released Qwen2/Qwen3 checkpoints leave it off.
+pub fn reject_qwen_sliding_window(raw: &Value) -> anyhow::Result<()> {
+    let enabled = raw
+        .get("use_sliding_window")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    anyhow::ensure!(!enabled, "use_sliding_window = true is not supported");
+    Ok(())
+}
+
 struct RmsNorm {
     weight: Tensor,
     eps: f64,

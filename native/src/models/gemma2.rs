@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 
-use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
+use super::decoder::{Activation, DecoderSpec};
 
 /// The decoder options for this architecture, from config.json.
 pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
-    let raw: Value = serde_json::from_slice(config_json)?;
-    let config: DecoderConfig = serde_json::from_value(raw.clone())?;
+    let (spec, raw) = DecoderSpec::llama_layout(config_json)?;
+    let config = &spec.config;
     let window = raw
         .get("sliding_window")
         .and_then(Value::as_u64)
@@ -32,19 +32,14 @@ pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
         .as_deref()
         .or(config.hidden_act.as_deref())
         .unwrap_or("gelu_pytorch_tanh");
-    let spec = DecoderSpec {
-        rope: Rope::from_config(&raw, config.head_dim(), config.max_position_embeddings)?,
+    Ok(DecoderSpec {
         activation: Activation::from_name(activation)?,
-        q_k_v_bias: config.attention_bias,
-        o_bias: config.attention_bias,
-        qk_norm: false,
         norm_adds_one: true,
         sandwich_norms: true,
         embedding_scale: Some((config.hidden_size as f64).sqrt()),
         attention_scale: query_scalar.powf(-0.5),
         attention_softcap: raw.get("attn_logit_softcapping").and_then(Value::as_f64),
         sliding_window,
-        config,
-    };
-    Ok(spec)
+        ..spec
+    })
 }

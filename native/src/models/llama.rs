@@ -1,25 +1,9 @@
 //! `LlamaForSequenceClassification`: pre-norm decoder with SwiGLU, GQA and rotary (incl. llama3 scaling);
-//! `attention_bias` adds biases to q, k, v and o.
+//! `attention_bias` adds biases to q, k, v and o. This is the layout the other decoders start from.
 
-use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
+use super::decoder::DecoderSpec;
 
 /// The decoder options for this architecture, from config.json.
 pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
-    let raw: serde_json::Value = serde_json::from_slice(config_json)?;
-    let config: DecoderConfig = serde_json::from_value(raw.clone())?;
-    let spec = DecoderSpec {
-        rope: Rope::from_config(&raw, config.head_dim(), config.max_position_embeddings)?,
-        activation: Activation::from_name(config.hidden_act.as_deref().unwrap_or("silu"))?,
-        q_k_v_bias: config.attention_bias,
-        o_bias: config.attention_bias,
-        qk_norm: false,
-        norm_adds_one: false,
-        sandwich_norms: false,
-        embedding_scale: None,
-        attention_scale: (config.head_dim() as f64).powf(-0.5),
-        attention_softcap: None,
-        sliding_window: Vec::new(),
-        config,
-    };
-    Ok(spec)
+    Ok(DecoderSpec::llama_layout(config_json)?.0)
 }

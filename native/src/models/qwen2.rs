@@ -1,31 +1,15 @@
-//! `Qwen2ForSequenceClassification`: the Llama layout with biases on q, k and v (not o). Qwen2's optional
-//! sliding window (`use_sliding_window`) is rejected at load: released checkpoints leave it off.
+//! `Qwen2ForSequenceClassification` (and the backbone of `Qwen2ForRewardModel`): the Llama layout with biases on
+//! q, k and v but not o.
 
-use super::decoder::{Activation, DecoderConfig, DecoderSpec, Rope};
+use super::decoder::{DecoderSpec, reject_qwen_sliding_window};
 
 /// The decoder options for this architecture, from config.json.
 pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
-    let raw: serde_json::Value = serde_json::from_slice(config_json)?;
-    anyhow::ensure!(
-        !raw.get("use_sliding_window")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false),
-        "use_sliding_window = true is not supported for Qwen2"
-    );
-    let config: DecoderConfig = serde_json::from_value(raw.clone())?;
-    let spec = DecoderSpec {
-        rope: Rope::from_config(&raw, config.head_dim(), config.max_position_embeddings)?,
-        activation: Activation::from_name(config.hidden_act.as_deref().unwrap_or("silu"))?,
+    let (spec, raw) = DecoderSpec::llama_layout(config_json)?;
+    reject_qwen_sliding_window(&raw)?;
+    Ok(DecoderSpec {
         q_k_v_bias: true,
         o_bias: false,
-        qk_norm: false,
-        norm_adds_one: false,
-        sandwich_norms: false,
-        embedding_scale: None,
-        attention_scale: (config.head_dim() as f64).powf(-0.5),
-        attention_softcap: None,
-        sliding_window: Vec::new(),
-        config,
-    };
-    Ok(spec)
+        ..spec
+    })
 }
