@@ -6,14 +6,16 @@ use std::sync::OnceLock;
 use crate::edge_host::{EdgeHost, EdgeHostOptions};
 use crate::server_thread::ServerThread;
 
-/// Builds the edge component for wasm32-wasip2 (release, SIMD) once per process, in its own target directory
-/// so that it can run while an outer cargo holds the workspace's. Returns the .wasm path.
+/// Builds the edge component for wasm32-wasip2 (release, SIMD) once per process — the README's build command, so
+/// after `.ci/run` has run it this is a no-op — and returns the .wasm path.
 pub fn component() -> anyhow::Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let target_dir = workspace.join("target").join("edge-component");
+            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let status = std::process::Command::new(cargo)
                 .current_dir(&workspace)
