@@ -98,12 +98,7 @@ pub fn case01_string_input(client: &Client, fixture: &Fixture) {
 
 /// 2. N strings give N results in order, each equal to the single-input answer.
 pub fn case02_batch_of_strings(client: &Client, fixture: &Fixture) {
-    let texts: Vec<&str> = fixture
-        .reference
-        .inputs
-        .iter()
-        .map(|i| i.text.as_str())
-        .collect();
+    let texts = fixture.texts();
     let response = client.classify(&body(fixture, json!(texts)));
     let results = data(&response);
     assert_eq!(results.len(), texts.len());
@@ -176,12 +171,7 @@ pub fn case04_probs_shape(client: &Client, fixture: &Fixture) {
 
 /// 5. probs match the transformers reference within 1e-4.
 pub fn case05_reference_parity(client: &Client, fixture: &Fixture) {
-    let texts: Vec<&str> = fixture
-        .reference
-        .inputs
-        .iter()
-        .map(|i| i.text.as_str())
-        .collect();
+    let texts = fixture.texts();
     let response = client.classify(&body(fixture, json!(texts)));
     for (result, reference) in data(&response).iter().zip(&fixture.reference.inputs) {
         let what = format!("{}: {:?}", fixture.name, reference.text);

@@ -84,6 +84,15 @@ impl Fixture {
         }
     }
 
+    /// The texts with a full reference, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        self.reference
+            .inputs
+            .iter()
+            .map(|i| i.text.as_str())
+            .collect()
+    }
+
     /// The labels the contract prescribes for this checkpoint's config.json.
     pub fn expected_labels(&self) -> Vec<String> {
         let config: serde_json::Value = serde_json::from_slice(

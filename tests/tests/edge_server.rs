@@ -21,12 +21,7 @@ fn edge_and_native_give_the_same_answers() {
     let (native, edge) = (Client::new(&native.base_url), Client::new(&edge.base_url));
     for name in BERT_MODELS {
         let fixture = Fixture::load(name);
-        let texts: Vec<&str> = fixture
-            .reference
-            .inputs
-            .iter()
-            .map(|i| i.text.as_str())
-            .collect();
+        let texts = fixture.texts();
         for request in [
             json!({"model": name, "input": texts}),
             json!({"model": name, "input": texts[0], "use_activation": false}),

@@ -333,12 +333,7 @@ fn sharded_checkpoints_load_like_single_files() {
     let fixture = Fixture::load("qwen3-2label");
     let server = NativeServer::start(&[sharded.as_path()], &[]).unwrap_or_else(|e| panic!("{e:#}"));
     let client = Client::new(&server.base_url);
-    let texts: Vec<&str> = fixture
-        .reference
-        .inputs
-        .iter()
-        .map(|i| i.text.as_str())
-        .collect();
+    let texts = fixture.texts();
     let response = client.classify(&json!({"model": "qwen3-2label", "input": texts}));
     for (result, reference) in response["data"]
         .as_array()
