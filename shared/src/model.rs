@@ -34,6 +34,8 @@ pub struct ModelShape {
 /// config.json and the tokenizer files of a Hugging Face model directory.
 pub struct ModelFiles {
     pub config: ModelConfig,
+    /// config.json as read, for engines whose architecture configs parse more of it.
+    pub config_json: Vec<u8>,
     pub tokenizer: TextTokenizer,
 }
 
@@ -43,7 +45,8 @@ impl ModelFiles {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
-        let config = ModelConfig::from_json(&read("config.json")?)
+        let config_json = read("config.json")?;
+        let config = ModelConfig::from_json(&config_json)
             .map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
         let tokenizer_config = dir.join("tokenizer_config.json");
         let tokenizer_config = if tokenizer_config.exists() {
@@ -54,7 +57,11 @@ impl ModelFiles {
         let tokenizer =
             TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
                 .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
-        Ok(ModelFiles { config, tokenizer })
+        Ok(ModelFiles {
+            config,
+            config_json,
+            tokenizer,
+        })
     }
 }
 

@@ -45,8 +45,7 @@ pub struct LoadedModel {
 pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<LoadedModel> {
     let mut files = ModelFiles::read(dir).map_err(anyhow::Error::msg)?;
     let architecture = files.config.architecture().unwrap_or_default().to_owned();
-    let config_json = std::fs::read(dir.join("config.json"))
-        .with_context(|| format!("{}", dir.join("config.json").display()))?;
+    let config_json = std::mem::take(&mut files.config_json);
     let weights = weight_files(dir)?;
     // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we rely on nobody
     // truncating them while the server runs.
