@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use clap::Parser;
 
+use crate::device::{DTypeChoice, DeviceChoice};
+
 /// The tiny checkpoint that ships with the repository, served when no `--model` is given.
 pub const BUNDLED_MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -27,6 +29,13 @@ pub struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "CLASSIFY_PORT", default_value_t = 8000)]
     pub port: u16,
+    /// Where models run: auto (CUDA when this binary has it and a GPU is present, else CPU), cpu, cuda, cuda:N.
+    #[arg(long, env = "CLASSIFY_DEVICE", default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Weights and activations dtype: auto (bf16 on GPUs that have it, else f16; f32 on the CPU), f32, f16, bf16.
+    /// Heads and softmax always run in f32.
+    #[arg(long, env = "CLASSIFY_DTYPE", default_value = "auto")]
+    pub dtype: DTypeChoice,
     /// Most padded tokens (sequences × longest sequence) in one forward pass.
     #[arg(long, env = "CLASSIFY_MAX_BATCH_TOKENS", default_value_t = 16384)]
     pub max_batch_tokens: usize,

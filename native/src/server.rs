@@ -38,7 +38,8 @@ pub struct App {
 impl App {
     /// Loads every model named by `args` and starts their batchers. Fails on the first model that cannot load.
     pub fn load(args: &Args) -> anyhow::Result<App> {
-        let placement = Placement::cpu();
+        let placement = Placement::choose(args.device, args.dtype)?;
+        tracing::info!(%placement, "placement");
         let mut loaded = Vec::with_capacity(args.models.len());
         for spec in &args.models {
             if loaded

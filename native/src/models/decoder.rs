@@ -1,7 +1,7 @@
 //! The decoder-only transformer that Llama, Qwen2, Qwen3 and Gemma2 share, with the options where they differ,
 //! and the sequence-classification head on the hidden state of each input's last real token.
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear_b};
 use classify_protocol::ModelShape;
 use serde::Deserialize;
@@ -54,6 +54,7 @@ pub enum Activation {
     GeluTanh,
     /// `gelu`: the exact (erf) form.
     Gelu,
+    Relu,
 }
 
 impl Activation {
@@ -62,15 +63,17 @@ impl Activation {
             "silu" | "swish" => Ok(Activation::Silu),
             "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
             "gelu" => Ok(Activation::Gelu),
+            "relu" => Ok(Activation::Relu),
             other => anyhow::bail!("unsupported activation `{other}`"),
         }
     }
 
-    fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Activation::Silu => candle_nn::ops::silu(xs),
             Activation::GeluTanh => xs.gelu(),
             Activation::Gelu => xs.gelu_erf(),
+            Activation::Relu => xs.relu(),
         }
     }
 }
@@ -226,32 +229,31 @@ pub fn reject_qwen_sliding_window(raw: &Value) -> anyhow::Result<()> {
 }
 
 struct RmsNorm {
+    /// In the activations' dtype; Gemma's `1 + weight` is formed in f32 first.
     weight: Tensor,
-    eps: f64,
+    eps: f32,
 }
 
 impl RmsNorm {
     fn load(size: usize, eps: f64, adds_one: bool, vb: VarBuilder) -> candle_core::Result<RmsNorm> {
+        let dtype = vb.dtype();
         let weight = vb.get(size, "weight")?.to_dtype(DType::F32)?;
         let weight = if adds_one { (weight + 1.0)? } else { weight };
-        Ok(RmsNorm { weight, eps })
+        Ok(RmsNorm {
+            weight: weight.to_dtype(dtype)?,
+            eps: eps as f32,
+        })
     }
 
-    /// Normalizes in f32 whatever the activations' dtype.
+    /// One fused kernel that accumulates in f32 whatever the activations' dtype.
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let dtype = xs.dtype();
-        let xs = xs.to_dtype(DType::F32)?;
-        let rms = (xs.sqr()?.mean_keepdim(D::Minus1)? + self.eps)?.sqrt()?;
-        xs.broadcast_div(&rms)?
-            .broadcast_mul(&self.weight)?
-            .to_dtype(dtype)
+        candle_nn::ops::rms_norm(&xs.contiguous()?, &self.weight, self.eps)
     }
 }
 
 struct Attention {
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// q, k and v stacked into one projection: one matrix product instead of three.
+    qkv: Linear,
     o: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -272,25 +274,26 @@ impl Attention {
                 .then(|| RmsNorm::load(head_dim, c.rms_norm_eps, spec.norm_adds_one, vb.pp(name)))
                 .transpose()
         };
-        Ok(Attention {
-            q: linear_b(
+        let part = |heads: usize, name: &str| {
+            linear_b(
                 c.hidden_size,
                 heads * head_dim,
                 spec.q_k_v_bias,
-                vb.pp("q_proj"),
-            )?,
-            k: linear_b(
-                c.hidden_size,
-                kv_heads * head_dim,
-                spec.q_k_v_bias,
-                vb.pp("k_proj"),
-            )?,
-            v: linear_b(
-                c.hidden_size,
-                kv_heads * head_dim,
-                spec.q_k_v_bias,
-                vb.pp("v_proj"),
-            )?,
+                vb.pp(name),
+            )
+        };
+        let (q, k, v) = (
+            part(heads, "q_proj")?,
+            part(kv_heads, "k_proj")?,
+            part(kv_heads, "v_proj")?,
+        );
+        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
+        let bias = match (q.bias(), k.bias(), v.bias()) {
+            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
+            _ => None,
+        };
+        Ok(Attention {
+            qkv: Linear::new(weight, bias),
             o: linear_b(
                 heads * head_dim,
                 c.hidden_size,
@@ -315,18 +318,23 @@ impl Attention {
         mask: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (batch, len, _) = xs.dims3()?;
-        let split =
-            |t: Tensor, heads: usize, norm: Option<&RmsNorm>| -> candle_core::Result<Tensor> {
-                let t = t.reshape((batch, len, heads, self.head_dim))?;
-                let t = match norm {
-                    Some(norm) => norm.forward(&t)?,
-                    None => t,
-                };
-                t.transpose(1, 2)?.contiguous()
+        let qkv = self.qkv.forward(xs)?.reshape((
+            batch,
+            len,
+            self.heads + 2 * self.kv_heads,
+            self.head_dim,
+        ))?;
+        let split = |start: usize, heads: usize, norm: Option<&RmsNorm>| {
+            let t = qkv.narrow(2, start, heads)?;
+            let t = match norm {
+                Some(norm) => norm.forward(&t)?,
+                None => t,
             };
-        let q = split(self.q.forward(xs)?, self.heads, self.q_norm.as_ref())?;
-        let k = split(self.k.forward(xs)?, self.kv_heads, self.k_norm.as_ref())?;
-        let v = split(self.v.forward(xs)?, self.kv_heads, None)?;
+            t.transpose(1, 2)?.contiguous()
+        };
+        let q = split(0, self.heads, self.q_norm.as_ref())?;
+        let k = split(self.heads, self.kv_heads, self.k_norm.as_ref())?;
+        let v = split(self.heads + self.kv_heads, self.kv_heads, None)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
         let repeat = self.heads / self.kv_heads;
@@ -336,8 +344,8 @@ impl Attention {
         if let Some(cap) = self.softcap {
             scores = ((scores / cap)?.tanh()? * cap)?;
         }
-        let scores = scores.to_dtype(DType::F32)?.broadcast_add(mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(v.dtype())?;
+        // The mask is in the activations' dtype; the softmax kernel accumulates in f32 whatever the dtype.
+        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
         let out =
             probs
                 .matmul(&v)?
@@ -504,8 +512,9 @@ impl DecoderClassifier {
         self.shape
     }
 
-    /// `[1, 1, len, len]` additive mask: causal, and within the sliding window when there is one.
-    fn mask(&self, len: usize, window: Option<usize>) -> candle_core::Result<Tensor> {
+    /// `[1, 1, len, len]` additive mask in `dtype`: causal, and within the sliding window when there is one.
+    /// Every row keeps its diagonal, so -inf never fills a whole row.
+    fn mask(&self, len: usize, window: Option<usize>, dtype: DType) -> candle_core::Result<Tensor> {
         let mut values = Vec::with_capacity(len * len);
         for query in 0..len {
             for key in 0..len {
@@ -513,7 +522,7 @@ impl DecoderClassifier {
                 values.push(if visible { 0.0 } else { f32::NEG_INFINITY });
             }
         }
-        Tensor::from_vec(values, (1, 1, len, len), &self.device)
+        Tensor::from_vec(values, (1, 1, len, len), &self.device)?.to_dtype(dtype)
     }
 }
 
@@ -536,21 +545,34 @@ impl SequenceClassifier for DecoderClassifier {
         }
         let (cos, sin) = self.rope.tables(longest, &self.device)?;
         let (cos, sin) = (cos.to_dtype(xs.dtype())?, sin.to_dtype(xs.dtype())?);
-        let full = self.mask(longest, None)?;
+        let full = self.mask(longest, None, xs.dtype())?;
+        let mut sliding: Option<(usize, Tensor)> = None;
         for layer in &self.layers {
             let mask = match layer.sliding_window {
-                Some(window) if window < longest => self.mask(longest, Some(window))?,
+                Some(window) if window < longest => {
+                    if sliding.as_ref().is_none_or(|(built, _)| *built != window) {
+                        sliding = Some((window, self.mask(longest, Some(window), xs.dtype())?));
+                    }
+                    sliding
+                        .as_ref()
+                        .map_or_else(|| full.clone(), |(_, mask)| mask.clone())
+                }
                 _ => full.clone(),
             };
             xs = layer.forward(&xs, &cos, &sin, &mask)?;
         }
-        let xs = self.norm.forward(&xs)?;
-        let last = batch
+        // Only the last real token of each input reaches the head: gather those rows, then the final norm.
+        let hidden = xs.dim(D::Minus1)?;
+        let last: Vec<u32> = batch
             .iter()
             .enumerate()
-            .map(|(b, sequence)| xs.i((b, sequence.len().saturating_sub(1))))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let last = Tensor::stack(&last, 0)?.to_dtype(DType::F32)?;
+            .map(|(b, sequence)| (b * longest + sequence.len().saturating_sub(1)) as u32)
+            .collect();
+        let last = Tensor::from_vec(last, batch.len(), &self.device)?;
+        let last = xs
+            .reshape((batch.len() * longest, hidden))?
+            .index_select(&last, 0)?;
+        let last = self.norm.forward(&last)?.to_dtype(DType::F32)?;
         self.head.forward(&last)?.to_vec2()
     }
 }
