@@ -117,6 +117,7 @@ fn open_cuda(ordinal: usize) -> anyhow::Result<Device> {
     // SAFETY: no tensor of this device is shared with another stream.
     unsafe { cuda.disable_event_tracking() };
     let context = cuda.cuda_stream().context().clone();
+    keep_freed_memory(context.cu_device());
     let (major, minor) = context.compute_capability()?;
     tracing::info!(
         gpu = context.name().unwrap_or_default(),
@@ -125,6 +126,30 @@ fn open_cuda(ordinal: usize) -> anyhow::Result<Device> {
         "CUDA device"
     );
     Ok(device)
+}
+
+/// Stream-ordered allocations come from the device's default pool, which by default hands freed memory back to
+/// the driver at every synchronisation, so each forward pass would allocate its activations afresh. Keep it
+/// pooled, as PyTorch's caching allocator does.
+#[cfg(feature = "cuda")]
+fn keep_freed_memory(device: candle_core::cuda_backend::cudarc::driver::sys::CUdevice) {
+    use candle_core::cuda_backend::cudarc::driver::sys;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold = u64::MAX;
+    // SAFETY: driver calls on a device handle from a live context, with pointers to live locals.
+    let status = unsafe {
+        match sys::cuDeviceGetDefaultMemPool(&mut pool, device) {
+            sys::CUresult::CUDA_SUCCESS => sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&raw mut threshold).cast(),
+            ),
+            failed => failed,
+        }
+    };
+    if status != sys::CUresult::CUDA_SUCCESS {
+        tracing::warn!(?status, "cannot keep freed GPU memory pooled");
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

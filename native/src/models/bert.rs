@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::SequenceClassifier;
 use super::decoder::Activation;
+use super::ops::{Dense, add_repeated};
 
 #[derive(Debug, Clone, Deserialize)]
 struct BertConfig {
@@ -46,8 +47,8 @@ fn default_layer_norm_eps() -> f64 {
 
 struct SelfAttention {
     /// q, k and v stacked into one `[3 × hidden, hidden]` projection.
-    qkv: Linear,
-    output: Linear,
+    qkv: Dense,
+    output: Dense,
     norm: LayerNorm,
     heads: usize,
     head_dim: usize,
@@ -66,8 +67,8 @@ impl SelfAttention {
         let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
         let bias = Tensor::cat(&[bias(&q)?, bias(&k)?, bias(&v)?], 0)?;
         Ok(SelfAttention {
-            qkv: Linear::new(weight, Some(bias)),
-            output: linear(hidden, hidden, vb.pp("output.dense"))?,
+            qkv: Dense::new(weight, Some(bias)),
+            output: linear(hidden, hidden, vb.pp("output.dense"))?.into(),
             norm: layer_norm(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             heads: config.num_attention_heads,
             head_dim: hidden / config.num_attention_heads,
@@ -88,7 +89,8 @@ impl SelfAttention {
         let v = qkv.i(2)?.contiguous()?;
         let scores = (q.matmul(&k.t()?)? * (self.head_dim as f64).powf(-0.5))?;
         // The softmax kernel accumulates in f32 whatever the dtype.
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+        let scores = add_repeated(&scores, mask, self.heads * len, len)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let context = probs
             .matmul(&v)?
             .transpose(1, 2)?
@@ -99,9 +101,9 @@ impl SelfAttention {
 
 struct Layer {
     attention: SelfAttention,
-    intermediate: Linear,
+    intermediate: Dense,
     activation: Activation,
-    output: Linear,
+    output: Dense,
     norm: LayerNorm,
 }
 
@@ -110,9 +112,9 @@ impl Layer {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         Ok(Layer {
             attention: SelfAttention::load(config, vb.pp("attention"))?,
-            intermediate: linear(hidden, inner, vb.pp("intermediate.dense"))?,
+            intermediate: linear(hidden, inner, vb.pp("intermediate.dense"))?.into(),
             activation: Activation::from_name(&config.hidden_act)?,
-            output: linear(inner, hidden, vb.pp("output.dense"))?,
+            output: linear(inner, hidden, vb.pp("output.dense"))?.into(),
             norm: layer_norm(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
@@ -227,11 +229,11 @@ impl SequenceClassifier for BertClassifier {
         let dtype = self.word_embeddings.embeddings().dtype();
         let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), device)?.to_dtype(dtype)?;
         let positions = Tensor::arange(0u32, longest as u32, device)?;
-        let embedded = self
-            .word_embeddings
-            .forward(&ids)?
-            .broadcast_add(&self.position_embeddings.forward(&positions)?)?
-            .broadcast_add(&self.token_type)?;
+        let hidden = self.token_type.elem_count();
+        let words = self.word_embeddings.forward(&ids)?;
+        let positions = self.position_embeddings.forward(&positions)?;
+        let embedded = add_repeated(&words, &positions, batch.len(), longest * hidden)?;
+        let embedded = add_repeated(&embedded, &self.token_type, batch.len() * longest, hidden)?;
         let mut xs = self.embedding_norm.forward(&embedded)?;
         for layer in &self.layers {
             xs = layer.forward(&xs, &mask)?;

@@ -2,13 +2,14 @@
 //! and the sequence-classification head on the hidden state of each input's last real token.
 
 use candle_core::{D, DType, Device, Module, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear_b};
+use candle_nn::{Embedding, VarBuilder, embedding, linear_b};
 use classify_protocol::ModelShape;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::SequenceClassifier;
 use super::heads::{ClassifierHead, HeadKind};
+use super::ops::{Dense, add_repeated};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]
@@ -253,8 +254,8 @@ impl RmsNorm {
 
 struct Attention {
     /// q, k and v stacked into one projection: one matrix product instead of three.
-    qkv: Linear,
-    o: Linear,
+    qkv: Dense,
+    o: Dense,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
     heads: usize,
@@ -293,13 +294,14 @@ impl Attention {
             _ => None,
         };
         Ok(Attention {
-            qkv: Linear::new(weight, bias),
+            qkv: Dense::new(weight, bias),
             o: linear_b(
                 heads * head_dim,
                 c.hidden_size,
                 spec.o_bias,
                 vb.pp("o_proj"),
-            )?,
+            )?
+            .into(),
             q_norm: qk_norm("q_norm")?,
             k_norm: qk_norm("k_norm")?,
             heads,
@@ -345,7 +347,8 @@ impl Attention {
             scores = ((scores / cap)?.tanh()? * cap)?;
         }
         // The mask is in the activations' dtype; the softmax kernel accumulates in f32 whatever the dtype.
-        let probs = candle_nn::ops::softmax_last_dim(&scores.broadcast_add(mask)?)?;
+        let scores = add_repeated(&scores, mask, batch * self.heads, len * len)?;
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out =
             probs
                 .matmul(&v)?
@@ -356,9 +359,9 @@ impl Attention {
 }
 
 struct Mlp {
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    gate: Dense,
+    up: Dense,
+    down: Dense,
     activation: Activation,
 }
 
@@ -371,19 +374,22 @@ impl Mlp {
                 c.intermediate_size,
                 c.mlp_bias,
                 vb.pp("gate_proj"),
-            )?,
+            )?
+            .into(),
             up: linear_b(
                 c.hidden_size,
                 c.intermediate_size,
                 c.mlp_bias,
                 vb.pp("up_proj"),
-            )?,
+            )?
+            .into(),
             down: linear_b(
                 c.intermediate_size,
                 c.hidden_size,
                 c.mlp_bias,
                 vb.pp("down_proj"),
-            )?,
+            )?
+            .into(),
             activation: spec.activation,
         })
     }

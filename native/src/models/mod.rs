@@ -5,6 +5,7 @@ mod decoder;
 mod gemma2;
 mod heads;
 mod llama;
+mod ops;
 mod qwen2;
 mod qwen3;
 

@@ -8,6 +8,7 @@ compares probs and labels. f32: max |Δprob| <= 1e-4; f16/bf16: labels equal and
 
 import json
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -28,8 +29,13 @@ def main() -> None:
     for name in models:
         reference = json.loads((FIXTURES / name / "reference.json").read_text())
         inputs = reference["inputs"]
-        single = [classify(url, {"model": name, "input": [i["ids"]]})["data"][0] for i in inputs]
-        batched = classify(url, {"model": name, "input": [i["ids"] for i in inputs]})["data"]
+        try:
+            single = [classify(url, {"model": name, "input": [i["ids"]]})["data"][0] for i in inputs]
+            batched = classify(url, {"model": name, "input": [i["ids"] for i in inputs]})["data"]
+        except urllib.error.HTTPError as error:
+            failures += 1
+            print(json.dumps({"model": name, "ok": False, "error": f"{error.code}: {error.read().decode()}"}))
+            continue
         worst, labels_equal = 0.0, True
         for expected, alone, together in zip(inputs, single, batched):
             for got in (alone, together):
