@@ -30,6 +30,8 @@ pub struct ModelConfig {
     pub rope_theta: Option<f64>,
     /// `torch_dtype`, or `dtype` (the transformers 5 name).
     pub dtype: Option<String>,
+    /// Reward models scored at this token (InternLM2's `reward_token_id`): appended to inputs that lack it.
+    pub reward_token_id: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +49,7 @@ struct RawConfig {
     rope_parameters: Option<Value>,
     torch_dtype: Option<String>,
     dtype: Option<String>,
+    reward_token_id: Option<u32>,
 }
 
 impl ModelConfig {
@@ -92,6 +95,7 @@ impl ModelConfig {
             max_position_embeddings: raw.max_position_embeddings,
             rope_theta,
             dtype: raw.torch_dtype.or(raw.dtype),
+            reward_token_id: raw.reward_token_id,
         })
     }
 

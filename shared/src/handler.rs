@@ -289,14 +289,17 @@ fn prepare_inputs(
             }
         },
     };
-    let sequences = match &request.input {
+    // A reward token the model appends takes one place of a `truncate_prompt_tokens` budget.
+    let appended = model.config.reward_token_id;
+    let body_limit = limit.map(|k| k - usize::from(appended.is_some() && k > 0));
+    let mut sequences = match &request.input {
         Input::Texts(texts) => texts
             .iter()
             .enumerate()
             .map(|(i, text)| {
                 model
                     .tokenizer
-                    .encode(text, request.add_special_tokens, limit)
+                    .encode(text, request.add_special_tokens, body_limit)
                     .map_err(|e| {
                         ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}"))
                     })
@@ -325,7 +328,7 @@ fn prepare_inputs(
                         }
                     }
                 }
-                if let Some(limit) = limit {
+                if let Some(limit) = body_limit {
                     model.tokenizer.truncate_ids(&mut out, limit);
                 }
                 checked.push(out);
@@ -333,6 +336,9 @@ fn prepare_inputs(
             checked
         }
     };
+    for sequence in &mut sequences {
+        model.append_reward_token(sequence);
+    }
     for (i, sequence) in sequences.iter().enumerate() {
         if sequence.is_empty() {
             return Err(ApiError::invalid(
@@ -344,9 +350,14 @@ fn prepare_inputs(
             return Err(ApiError::invalid(
                 "input",
                 format!(
-                    "input[{i}] has {} tokens, more than the model's max length of {max_len}; shorten it or set \
+                    "input[{i}] has {} tokens{}, more than the model's max length of {max_len}; shorten it or set \
                      `truncate_prompt_tokens`",
-                    sequence.len()
+                    sequence.len(),
+                    if appended.is_some() {
+                        " (with the reward token this model appends)"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -356,10 +367,11 @@ fn prepare_inputs(
 
 fn tokenize(model: &ServedModel, body: Body) -> Result<TokenizeResponse, ApiError> {
     let request = body.into_tokenize()?;
-    let tokens = model
+    let mut tokens = model
         .tokenizer
         .encode(&request.prompt, request.add_special_tokens, None)
         .map_err(|e| ApiError::invalid("prompt", format!("`prompt` cannot be tokenized: {e}")))?;
+    model.append_reward_token(&mut tokens);
     Ok(TokenizeResponse {
         count: tokens.len(),
         tokens,

@@ -93,6 +93,16 @@ impl ServedModel {
         Activation::for_model(self.config.problem_type, self.num_classes())
     }
 
+    /// Reward models with a `reward_token_id` score the hidden state of that token: an input that does not end
+    /// with it gets it appended (and counted in usage), as the models' own scoring code does.
+    pub fn append_reward_token(&self, ids: &mut Vec<u32>) {
+        if let Some(token) = self.config.reward_token_id
+            && ids.last() != Some(&token)
+        {
+            ids.push(token);
+        }
+    }
+
     pub fn architecture(&self) -> &str {
         self.config.architecture().unwrap_or("unknown")
     }

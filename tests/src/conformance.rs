@@ -295,10 +295,17 @@ pub fn case09_max_length(client: &Client, fixture: &Fixture) {
         "{message}"
     );
     let filler = fixture.reference.inputs[0].ids[1];
-    let exact: Vec<u32> = std::iter::repeat_n(filler, max).collect();
-    let response = client.classify(&body(fixture, json!(exact)));
+    // Inputs end with the reward token where the model appends one, so their length is what the model sees.
+    let of_length = |n: usize| -> Vec<u32> {
+        let mut ids: Vec<u32> = std::iter::repeat_n(filler, n).collect();
+        if let (Some(token), Some(last)) = (fixture.reference.reward_token_id, ids.last_mut()) {
+            *last = token;
+        }
+        ids
+    };
+    let response = client.classify(&body(fixture, json!(of_length(max))));
     assert_eq!(response["usage"]["prompt_tokens"], max);
-    let over: Vec<u32> = std::iter::repeat_n(filler, max + 1).collect();
+    let over = of_length(max + 1);
     let message = client
         .post("/v1/classify", &body(fixture, json!(over)))
         .expect_error(400, "invalid_request_error");

@@ -22,6 +22,10 @@ pub const DECODER_MODELS: &[&str] = &[
     "gemma2-2label",
 ];
 
+/// Reward models (native only): heads transformers does not ship, referenced by the generator's own modules.
+/// InternLM2's appends its `reward_token_id` to every input.
+pub const REWARD_MODELS: &[&str] = &["qwen2-reward", "llama-normal-weights", "internlm2-reward"];
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Reference {
     pub architecture: String,
@@ -31,6 +35,9 @@ pub struct Reference {
     pub inputs: Vec<ReferenceInput>,
     pub long_text: LongText,
     pub truncated: Vec<Truncated>,
+    /// Set for models the server appends a reward token to; every reference sequence ends with it.
+    #[serde(default)]
+    pub reward_token_id: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,9 +107,15 @@ impl Fixture {
         )
         .unwrap_or_default();
         let classes = self.reference.inputs[0].logits.len();
+        // Reward heads answer one score, LABEL_0, whatever labels config.json lists for their internals.
+        let architecture = &self.reference.architecture;
+        let reward =
+            architecture.ends_with("RewardModel") || architecture.ends_with("Normal_Weights");
         (0..classes)
             .map(|i| {
-                if let Some(label) = config
+                if reward {
+                    format!("LABEL_{i}")
+                } else if let Some(label) = config
                     .pointer(&format!("/id2label/{i}"))
                     .and_then(|v| v.as_str())
                 {

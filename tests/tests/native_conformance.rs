@@ -1,13 +1,17 @@
-//! The contract's conformance cases against the native server, for every checkpoint (BERT and decoders).
+//! The contract's conformance cases against the native server, for every checkpoint (BERT, decoders, reward
+//! models).
 
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::fixtures::{BERT_MODELS, DECODER_MODELS, models_dir};
+use classify_tests::fixtures::{BERT_MODELS, DECODER_MODELS, REWARD_MODELS, models_dir};
 use classify_tests::native::NativeServer;
 
 fn all_models() -> impl Iterator<Item = &'static &'static str> {
-    BERT_MODELS.iter().chain(DECODER_MODELS)
+    BERT_MODELS
+        .iter()
+        .chain(DECODER_MODELS)
+        .chain(REWARD_MODELS)
 }
 
 /// One server for the whole test binary, serving every checkpoint.

@@ -285,7 +285,36 @@ fn startup_errors_name_the_problem() {
         error.contains("3 labels") && error.contains("2 outputs"),
         "{error}"
     );
-    for dir in [unsupported, missing, wrong_shape, label_mismatch] {
+    let fused_wrong = edited_copy("internlm2-reward", "wqkv", |_, tensors| {
+        tensors.insert(
+            "model.layers.1.attention.wqkv.weight".into(),
+            Tensor::zeros((30, 32), candle_core::DType::F32, &Device::Cpu).expect("zeros"),
+        );
+    });
+    let error = load_error(&fused_wrong);
+    assert!(
+        error.contains("model.layers.1.attention.wqkv.weight")
+            && error.contains("[64, 32]")
+            && error.contains("model.safetensors"),
+        "{error}"
+    );
+    let fused_missing = edited_copy("internlm2-reward", "no-wqkv", |_, tensors| {
+        tensors.remove("model.layers.0.attention.wqkv.weight");
+    });
+    let error = load_error(&fused_missing);
+    assert!(
+        error.contains("model.layers.0.attention.wqkv.weight"),
+        "{error}"
+    );
+
+    for dir in [
+        unsupported,
+        missing,
+        wrong_shape,
+        label_mismatch,
+        fused_wrong,
+        fused_missing,
+    ] {
         let _ = std::fs::remove_dir_all(dir);
     }
     let absent = load_error(Path::new("/nonexistent/model"));

@@ -4,6 +4,7 @@ mod bert;
 mod decoder;
 mod gemma2;
 mod heads;
+mod internlm2;
 mod llama;
 mod ops;
 mod qwen2;
@@ -35,6 +36,7 @@ pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "Gemma2ForSequenceClassification",
     "Qwen2ForRewardModel",
     "LlamaForSequenceClassificationWithNormal_Weights",
+    "InternLM2ForRewardModel",
 ];
 
 pub struct LoadedModel {
@@ -95,6 +97,21 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
             let spec = spec.with_context(|| format!("{}: config.json", dir.display()))?;
             let pad = decoder::pad_token_id(&spec.config);
             let model = DecoderClassifier::load(spec, head, pad, vb).with_context(cannot_load)?;
+            let shape = model.shape();
+            (Box::new(model), shape)
+        }
+        "InternLM2ForRewardModel" => {
+            // One reward from `v_head`; a num_labels/id2label left in config.json describes no head.
+            files.config.id2label = None;
+            files.config.num_labels = Some(1);
+            let spec = internlm2::spec(&config_json)
+                .with_context(|| format!("{}: config.json", dir.display()))?;
+            let tensors =
+                internlm2::llama_tensors(&weights, &spec.config).with_context(cannot_load)?;
+            let vb = VarBuilder::from_tensors(tensors, placement.dtype, &placement.device);
+            let pad = decoder::pad_token_id(&spec.config);
+            let model = DecoderClassifier::load(spec, HeadKind::Score, pad, vb)
+                .with_context(cannot_load)?;
             let shape = model.shape();
             (Box::new(model), shape)
         }
