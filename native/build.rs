@@ -1,4 +1,5 @@
-//! With the `cuda` feature, compiles the server's own CUDA kernels to PTX (nvcc from CUDA_HOME or PATH).
+//! With the `cuda` feature, compiles the server's own CUDA kernels (kernels/*.cu) to PTX, one module per file
+//! (nvcc from CUDA_HOME or PATH).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,22 +10,24 @@ fn main() {
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
-    let out =
-        PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("kernels.ptx");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let arch = std::env::var("CUDA_COMPUTE_CAP").unwrap_or_else(|_| "80".to_owned());
     let nvcc = std::env::var("CUDA_HOME")
         .map(|home| PathBuf::from(home).join("bin/nvcc"))
         .unwrap_or_else(|_| PathBuf::from("nvcc"));
-    let status = Command::new(&nvcc)
-        .args([
-            "--ptx",
-            "-O3",
-            &format!("-arch=compute_{arch}"),
-            "kernels/add_repeated.cu",
-            "-o",
-        ])
-        .arg(&out)
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
-    assert!(status.success(), "nvcc failed on kernels/add_repeated.cu");
+    for kernel in ["add_repeated", "heads"] {
+        let source = format!("kernels/{kernel}.cu");
+        let status = Command::new(&nvcc)
+            .args([
+                "--ptx",
+                "-O3",
+                &format!("-arch=compute_{arch}"),
+                &source,
+                "-o",
+            ])
+            .arg(out_dir.join(format!("{kernel}.ptx")))
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
+        assert!(status.success(), "nvcc failed on {source}");
+    }
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::SequenceClassifier;
 use super::decoder::Activation;
-use super::ops::{Dense, add_repeated};
+use super::ops::{Dense, add_repeated, swap_middle};
 
 #[derive(Debug, Clone, Deserialize)]
 struct BertConfig {
@@ -82,19 +82,15 @@ impl SelfAttention {
         let qkv = self
             .qkv
             .forward(xs)?
-            .reshape((batch, len, 3, self.heads, self.head_dim))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.i(0)?.contiguous()?;
-        let k = qkv.i(1)?.contiguous()?;
-        let v = qkv.i(2)?.contiguous()?;
+            .reshape((batch, len, 3 * self.heads, self.head_dim))?;
+        let q = swap_middle(&qkv, 0, self.heads)?;
+        let k = swap_middle(&qkv, self.heads, self.heads)?;
+        let v = swap_middle(&qkv, 2 * self.heads, self.heads)?;
         let scores = (q.matmul(&k.t()?)? * (self.head_dim as f64).powf(-0.5))?;
         // The softmax kernel accumulates in f32 whatever the dtype.
         let scores = add_repeated(&scores, mask, self.heads * len, len)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch, len, hidden))?;
+        let context = swap_middle(&probs.matmul(&v)?, 0, len)?.reshape((batch, len, hidden))?;
         self.norm.forward(&(self.output.forward(&context)? + xs)?)
     }
 }

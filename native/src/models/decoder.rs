@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::SequenceClassifier;
 use super::heads::{ClassifierHead, HeadKind};
-use super::ops::{Dense, add_repeated};
+use super::ops::{Dense, add_repeated, swap_middle};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]
@@ -326,13 +326,13 @@ impl Attention {
             self.heads + 2 * self.kv_heads,
             self.head_dim,
         ))?;
+        // Heads split off in one pass each; Qwen3's per-head norm works on either layout.
         let split = |start: usize, heads: usize, norm: Option<&RmsNorm>| {
-            let t = qkv.narrow(2, start, heads)?;
-            let t = match norm {
-                Some(norm) => norm.forward(&t)?,
-                None => t,
-            };
-            t.transpose(1, 2)?.contiguous()
+            let t = swap_middle(&qkv, start, heads)?;
+            match norm {
+                Some(norm) => norm.forward(&t),
+                None => Ok(t),
+            }
         };
         let q = split(0, self.heads, self.q_norm.as_ref())?;
         let k = split(self.heads, self.kv_heads, self.k_norm.as_ref())?;
@@ -349,11 +349,11 @@ impl Attention {
         // The mask is in the activations' dtype; the softmax kernel accumulates in f32 whatever the dtype.
         let scores = add_repeated(&scores, mask, batch * self.heads, len * len)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out =
-            probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((batch, len, self.heads * self.head_dim))?;
+        let out = swap_middle(&probs.matmul(&v)?, 0, len)?.reshape((
+            batch,
+            len,
+            self.heads * self.head_dim,
+        ))?;
         self.o.forward(&out)
     }
 }

@@ -1,8 +1,9 @@
 //! Tensor operations the models share, with a CUDA kernel where candle's generic one is slow.
 //!
-//! candle's broadcasting add computes a strided index per element (a division per dimension); profiled with
-//! Nsight Compute on BERT-base f16 it took 61% of a forward pass's GPU time. [`add_repeated`] covers every
-//! broadcast add the models do (biases, attention masks, position embeddings) with one flat kernel.
+//! candle's broadcasting add and strided copy compute a strided index per element (a 64-bit division per
+//! dimension); profiled with Nsight Compute on BERT-base f16 the add took 61% of a forward pass's GPU time.
+//! [`add_repeated`] covers every broadcast add the models do (biases, attention masks, position embeddings) and
+//! [`swap_middle`] the head split/merge transposes, each with one flat kernel (native/kernels/).
 
 use candle_core::{Module, Result, Tensor};
 
@@ -25,6 +26,27 @@ pub fn add_repeated(x: &Tensor, y: &Tensor, mid: usize, inner: usize) -> Result<
     x.reshape((outer, mid, inner))?
         .broadcast_add(&y.reshape((outer, 1, inner))?)?
         .reshape(x.shape())
+}
+
+/// Dimensions 1 and 2 of a `[batch, a, b, d]` tensor swapped, keeping b-indices `first..first + n`: the result is a
+/// contiguous `[batch, n, a, d]`. Splits a fused q/k/v projection into heads and merges heads back, one pass each
+/// (candle's strided copy was a quarter of BERT's GPU time).
+pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
+    let (_, _, b, _) = x.dims4()?;
+    if first + n > b {
+        candle_core::bail!(
+            "swap_middle: {first}..{} is outside dimension 2 of {:?}",
+            first + n,
+            x.shape()
+        );
+    }
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() && x.elem_count() < u32::MAX as usize {
+        return x
+            .contiguous()?
+            .apply_op1_no_bwd(&cuda::SwapMiddle { first, n });
+    }
+    x.narrow(2, first, n)?.transpose(1, 2)?.contiguous()
 }
 
 /// A linear layer whose bias add goes through [`add_repeated`].
@@ -63,50 +85,66 @@ impl Module for Dense {
 mod cuda {
     use candle_core::backend::BackendStorage;
     use candle_core::cuda_backend::cudarc::driver::{
-        CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg,
+        CudaSlice, CudaView, DeviceRepr, LaunchConfig, PushKernelArg,
     };
     use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
-    use candle_core::{CpuStorage, CudaDevice, CustomOp2, Layout, Result, Shape};
+    use candle_core::{CpuStorage, CudaDevice, CustomOp1, CustomOp2, Layout, Result, Shape};
 
-    const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels.ptx"));
+    /// A PTX module built by build.rs: (module name, PTX text).
+    type Module = (&'static str, &'static str);
+    const ADD_REPEATED: Module = (
+        "classify_add_repeated",
+        include_str!(concat!(env!("OUT_DIR"), "/add_repeated.ptx")),
+    );
+    const HEADS: Module = (
+        "classify_heads",
+        include_str!(concat!(env!("OUT_DIR"), "/heads.ptx")),
+    );
+
+    fn view<'a, T>(slice: &'a CudaSlice<T>, layout: &Layout) -> Result<CudaView<'a, T>> {
+        match layout.contiguous_offsets() {
+            Some((start, end)) => Ok(slice.slice(start..end)),
+            None => candle_core::bail!("classify kernels take contiguous inputs"),
+        }
+    }
+
+    /// Launches `kernel` over `n` output elements with `scalars`, then `inputs`, then the output as arguments.
+    fn launch<T: DeviceRepr>(
+        device: &CudaDevice,
+        (module, ptx): Module,
+        kernel: &str,
+        scalars: &[u32],
+        inputs: &[CudaView<'_, T>],
+        n: usize,
+    ) -> Result<CudaSlice<T>> {
+        let function = device.get_or_load_custom_func(kernel, module, ptx)?;
+        // SAFETY: every kernel here writes all n output elements.
+        let out = unsafe { device.alloc::<T>(n)? };
+        let mut builder = function.builder();
+        for scalar in scalars {
+            builder.arg(scalar);
+        }
+        for input in inputs {
+            builder.arg(input);
+        }
+        builder.arg(&out);
+        // SAFETY: the kernels index their inputs within the shapes the callers checked.
+        unsafe { builder.launch(LaunchConfig::for_num_elems(n as u32)) }.w()?;
+        Ok(out)
+    }
+
+    fn suffix(storage: &CudaStorage) -> Result<&'static str> {
+        Ok(match &storage.slice {
+            CudaStorageSlice::F32(_) => "f32",
+            CudaStorageSlice::F16(_) => "f16",
+            CudaStorageSlice::BF16(_) => "bf16",
+            _ => candle_core::bail!("classify kernels: unsupported dtype {:?}", storage.dtype()),
+        })
+    }
 
     pub struct AddRepeated {
         pub mid: usize,
         pub inner: usize,
-    }
-
-    impl AddRepeated {
-        fn launch<T: DeviceRepr>(
-            &self,
-            kernel: &str,
-            x: &CudaSlice<T>,
-            x_layout: &Layout,
-            y: &CudaSlice<T>,
-            y_layout: &Layout,
-            device: &CudaDevice,
-        ) -> Result<CudaSlice<T>> {
-            let (Some((x0, x1)), Some((y0, y1))) =
-                (x_layout.contiguous_offsets(), y_layout.contiguous_offsets())
-            else {
-                candle_core::bail!("add_repeated: inputs must be contiguous");
-            };
-            let (x, y) = (x.slice(x0..x1), y.slice(y0..y1));
-            let n = x1 - x0;
-            let function = device.get_or_load_custom_func(kernel, "classify_kernels", PTX)?;
-            // SAFETY: every element is written by the kernel below.
-            let out = unsafe { device.alloc::<T>(n)? };
-            let (n32, mid, inner) = (n as u32, self.mid as u32, self.inner as u32);
-            let mut builder = function.builder();
-            builder.arg(&n32);
-            builder.arg(&mid);
-            builder.arg(&inner);
-            builder.arg(&x);
-            builder.arg(&y);
-            builder.arg(&out);
-            // SAFETY: the kernel reads n elements of x and outer × inner of y, and writes n of out.
-            unsafe { builder.launch(LaunchConfig::for_num_elems(n32)) }.w()?;
-            Ok(out)
-        }
     }
 
     impl CustomOp2 for AddRepeated {
@@ -133,29 +171,102 @@ mod cuda {
         ) -> Result<(CudaStorage, Shape)> {
             use CudaStorageSlice::{BF16, F16, F32};
             let device = x.device();
+            let n = x_layout.shape().elem_count();
+            let kernel = format!("add_repeated_{}", suffix(x)?);
+            let scalars = [n as u32, self.mid as u32, self.inner as u32];
             let slice = match (&x.slice, &y.slice) {
-                (F32(a), F32(b)) => {
-                    F32(self.launch("add_repeated_f32", a, x_layout, b, y_layout, device)?)
-                }
-                (F16(a), F16(b)) => {
-                    F16(self.launch("add_repeated_f16", a, x_layout, b, y_layout, device)?)
-                }
-                (BF16(a), BF16(b)) => {
-                    BF16(self.launch("add_repeated_bf16", a, x_layout, b, y_layout, device)?)
-                }
+                (F32(a), F32(b)) => F32(launch(
+                    device,
+                    ADD_REPEATED,
+                    &kernel,
+                    &scalars,
+                    &[view(a, x_layout)?, view(b, y_layout)?],
+                    n,
+                )?),
+                (F16(a), F16(b)) => F16(launch(
+                    device,
+                    ADD_REPEATED,
+                    &kernel,
+                    &scalars,
+                    &[view(a, x_layout)?, view(b, y_layout)?],
+                    n,
+                )?),
+                (BF16(a), BF16(b)) => BF16(launch(
+                    device,
+                    ADD_REPEATED,
+                    &kernel,
+                    &scalars,
+                    &[view(a, x_layout)?, view(b, y_layout)?],
+                    n,
+                )?),
                 _ => candle_core::bail!(
-                    "add_repeated: unsupported dtypes {:?} + {:?}",
+                    "add_repeated: dtypes {:?} and {:?} differ",
                     x.dtype(),
                     y.dtype()
                 ),
             };
-            Ok((
-                CudaStorage {
-                    slice,
-                    device: device.clone(),
-                },
-                x_layout.shape().clone(),
-            ))
+            let storage = CudaStorage {
+                slice,
+                device: device.clone(),
+            };
+            Ok((storage, x_layout.shape().clone()))
+        }
+    }
+
+    pub struct SwapMiddle {
+        pub first: usize,
+        pub n: usize,
+    }
+
+    impl CustomOp1 for SwapMiddle {
+        fn name(&self) -> &'static str {
+            "swap-middle"
+        }
+
+        fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+            candle_core::bail!("swap_middle runs this op on CUDA only")
+        }
+
+        fn cuda_fwd(&self, x: &CudaStorage, layout: &Layout) -> Result<(CudaStorage, Shape)> {
+            use CudaStorageSlice::{BF16, F16, F32};
+            let device = x.device();
+            let (batch, a, b, d) = layout.shape().dims4()?;
+            let shape = Shape::from((batch, self.n, a, d));
+            let total = shape.elem_count();
+            let kernel = format!("swap_middle_{}", suffix(x)?);
+            let scalars = [total, a, b, self.first, self.n, d].map(|v| v as u32);
+            let slice = match &x.slice {
+                F32(s) => F32(launch(
+                    device,
+                    HEADS,
+                    &kernel,
+                    &scalars,
+                    &[view(s, layout)?],
+                    total,
+                )?),
+                F16(s) => F16(launch(
+                    device,
+                    HEADS,
+                    &kernel,
+                    &scalars,
+                    &[view(s, layout)?],
+                    total,
+                )?),
+                BF16(s) => BF16(launch(
+                    device,
+                    HEADS,
+                    &kernel,
+                    &scalars,
+                    &[view(s, layout)?],
+                    total,
+                )?),
+                _ => candle_core::bail!("swap_middle: unsupported dtype {:?}", x.dtype()),
+            };
+            let storage = CudaStorage {
+                slice,
+                device: device.clone(),
+            };
+            Ok((storage, shape))
         }
     }
 }
@@ -181,5 +292,22 @@ mod tests {
             ]
         );
         assert!(add_repeated(&x, &y, 2, 2).is_err());
+    }
+
+    #[test]
+    fn swap_middle_selects_and_transposes() {
+        // [1, a=2, b=3, d=1]: value = 10 * a + b.
+        let x = Tensor::new(
+            &[[[[0f32], [1.], [2.]], [[10.], [11.], [12.]]]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let swapped = swap_middle(&x, 1, 2).unwrap();
+        assert_eq!(swapped.dims(), [1, 2, 2, 1]);
+        assert_eq!(
+            swapped.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [1., 11., 2., 12.]
+        );
+        assert!(swap_middle(&x, 2, 2).is_err());
     }
 }

@@ -6,7 +6,8 @@
 # toolchain: build here with native/cuda/build.sh and `cargo build --release -p classify-tests --bin bench-http`,
 # then pass the two binaries:   tests/bench/gpu/run.sh CLASSIFY_NATIVE BENCH_HTTP OUT_DIR
 # BENCH_SECONDS (default 15) bounds each load run; COMPILE=0 skips the torch.compile baseline (minutes);
-# PROFILE=0 skips the Nsight Compute kernel profile.
+# PROFILE=0 skips the Nsight Compute kernel profile; QUICK=1 keeps f32/bf16 parity, the profile, batch-1 and the
+# 256-client runs only.
 set -uo pipefail
 seconds=${BENCH_SECONDS:-15}
 server_bin=$(realpath "$1") bench_bin=$(realpath "$2") out=$(realpath -m "$3")
@@ -67,9 +68,11 @@ stop_server
 start_server bert-sentiment --device cuda --dtype bf16 --model "$all"; log "start bf16: ${ready_s}s"
 log "parity bf16"; python3 cuda_parity.py http://127.0.0.1:$port 2e-2 $names | tee -a "$out/parity.jsonl"
 stop_server
-start_server bert-sentiment --device cuda --dtype f16 --model "$all"; log "start f16: ${ready_s}s"
-log "parity f16"; python3 cuda_parity.py http://127.0.0.1:$port 2e-2 $names | tee -a "$out/parity.jsonl"
-stop_server
+if [ "${QUICK:-0}" != 1 ]; then
+    start_server bert-sentiment --device cuda --dtype f16 --model "$all"; log "start f16: ${ready_s}s"
+    log "parity f16"; python3 cuda_parity.py http://127.0.0.1:$port 2e-2 $names | tee -a "$out/parity.jsonl"
+    stop_server
+fi
 
 wait $make_models || { log "model generation failed"; cat "$work/make_models.log"; exit 1; }
 
@@ -98,13 +101,15 @@ for spec in "bert-base f16" "qwen2.5-1.5b bf16"; do
     log "$model $dtype server ready in ${ready_s}s"
     bench "$model" "batch-1 16 tok" --clients 1 --tokens 16 --requests 400 --max-seconds 10
     bench "$model" "256 clients x 128 tok" --clients 256 --tokens 128 --requests 100000 --max-seconds $seconds
-    bench "$model" "32 clients x 128 tok" --clients 32 --tokens 128 --requests 100000 --max-seconds $seconds
+    [ "${QUICK:-0}" = 1 ] ||
+        bench "$model" "32 clients x 128 tok" --clients 32 --tokens 128 --requests 100000 --max-seconds $seconds
     bench "$model" "256 clients x 8-256 tok" --clients 256 --tokens 8-256 --requests 100000 --max-seconds $seconds
     nvidia-smi --query-gpu=memory.used --format=csv,noheader | sed "s/^/$model GPU memory used: /" | tee -a "$out/http.jsonl"
     curl -s http://127.0.0.1:$port/metrics > "$out/metrics-$model.txt"
     stop_server
 done
 
+[ "${QUICK:-0}" = 1 ] && { log done; exit 0; }
 log "transformers forward-only, eager"
 python3 transformers_forward.py "$work/models/bert-base,$work/models/qwen2.5-1.5b" | tee "$out/transformers.jsonl"
 [ "${COMPILE:-1}" = 0 ] && { log done; exit 0; }
