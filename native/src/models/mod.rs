@@ -9,6 +9,7 @@ mod llama;
 mod ops;
 mod qwen2;
 mod qwen3;
+mod rope;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
