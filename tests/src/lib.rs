@@ -2,6 +2,7 @@
 //! client, and the contract's conformance cases written once so that every deployment runs the same ones.
 //! Also home of `edge-host`, the wasi:http host for the edge component.
 
+pub mod bench;
 pub mod client;
 pub mod conformance;
 pub mod edge;

@@ -52,13 +52,17 @@ pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
 /// A linear layer whose bias add goes through [`add_repeated`].
 #[derive(Debug, Clone)]
 pub struct Dense {
-    weight: Tensor,
+    /// The matrix product alone.
+    product: candle_nn::Linear,
     bias: Option<Tensor>,
 }
 
 impl Dense {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Dense {
-        Dense { weight, bias }
+        Dense {
+            product: candle_nn::Linear::new(weight, None),
+            bias,
+        }
     }
 }
 
@@ -70,7 +74,7 @@ impl From<candle_nn::Linear> for Dense {
 
 impl Module for Dense {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let out = candle_nn::Linear::new(self.weight.clone(), None).forward(xs)?;
+        let out = self.product.forward(xs)?;
         match &self.bias {
             None => Ok(out),
             Some(bias) => {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use classify_edge::registry::EdgeModels;
+use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
 use classify_tests::edge_host::{EdgeHost, EdgeHostOptions};
@@ -35,12 +36,10 @@ fn long_text() -> String {
 
 fn report(what: &str, tokens: usize, mut times: Vec<Duration>) {
     times.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let p99 = times[(times.len() * 99 / 100).saturating_sub(1)];
     println!(
         "{what:<34} ({tokens:>3} tokens): p50 {:7.2} ms  p99 {:7.2} ms",
-        ms(times[times.len() / 2]),
-        ms(p99)
+        percentile_ms(&times, 0.50),
+        percentile_ms(&times, 0.99)
     );
 }
 

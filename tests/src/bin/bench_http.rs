@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use serde_json::{Value, json};
 
@@ -87,14 +88,6 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let (low, high) = parse_range(&options.tokens)?;
@@ -159,8 +152,8 @@ fn main() -> anyhow::Result<()> {
         "requests_per_s": latencies.len() as f64 / elapsed,
         "inputs_per_s": (latencies.len() * options.inputs) as f64 / elapsed,
         "tokens_per_s": tokens as f64 / elapsed,
-        "p50_ms": percentile(&latencies, 0.50),
-        "p99_ms": percentile(&latencies, 0.99),
+        "p50_ms": percentile_ms(&latencies, 0.50),
+        "p99_ms": percentile_ms(&latencies, 0.99),
     });
     println!("{row}");
     Ok(())

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::fixtures::models_dir;
 use classify_tests::native::NativeServer;
@@ -96,14 +97,6 @@ fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
     })
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     println!(
@@ -126,8 +119,8 @@ fn main() -> anyhow::Result<()> {
             mode,
             result.completed,
             result.completed as f64 / result.elapsed.as_secs_f64(),
-            percentile(&result.latencies, 0.50),
-            percentile(&result.latencies, 0.99)
+            percentile_ms(&result.latencies, 0.50),
+            percentile_ms(&result.latencies, 0.99)
         );
     }
     Ok(())
