@@ -15,7 +15,7 @@ fn main() {
     let nvcc = std::env::var("CUDA_HOME")
         .map(|home| PathBuf::from(home).join("bin/nvcc"))
         .unwrap_or_else(|_| PathBuf::from("nvcc"));
-    for kernel in ["add_repeated", "heads"] {
+    for kernel in ["elementwise", "rows"] {
         let source = format!("kernels/{kernel}.cu");
         let status = Command::new(&nvcc)
             .args([

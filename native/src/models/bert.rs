@@ -2,18 +2,17 @@
 //! (dense + tanh) and the classifier.
 //!
 //! Written here rather than taken from candle-transformers because its f16 mask is `(1 - mask) × finfo.min`, and
-//! `finfo.min` overflows to -inf in f16, so `0 × -inf` poisons every score with NaN; and because q, k and v are
-//! fused into one matrix product. The pooler and classifier run in f32.
+//! `finfo.min` overflows to -inf in f16, so `0 × -inf` poisons every score with NaN; and to run q, k and v as one
+//! matrix product and the element-wise work through the fused operations of `ops`. The pooler and classifier run in f32.
 
 use candle_core::{DType, IndexOp, Module, Tensor};
-use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder, embedding, layer_norm, linear};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
 use classify_protocol::ModelShape;
 use classify_protocol::config::ModelConfig;
 use serde::Deserialize;
 
 use super::SequenceClassifier;
-use super::decoder::Activation;
-use super::ops::{Dense, add_repeated, swap_middle};
+use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, masked_softmax, swap_middle};
 
 #[derive(Debug, Clone, Deserialize)]
 struct BertConfig {
@@ -59,17 +58,10 @@ impl SelfAttention {
         let hidden = config.hidden_size;
         let part = |name: &str| linear(hidden, hidden, vb.pp("self").pp(name));
         let (q, k, v) = (part("query")?, part("key")?, part("value")?);
-        let bias = |l: &Linear| {
-            l.bias()
-                .cloned()
-                .ok_or_else(|| candle_core::Error::Msg("no bias".into()))
-        };
-        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-        let bias = Tensor::cat(&[bias(&q)?, bias(&k)?, bias(&v)?], 0)?;
         Ok(SelfAttention {
-            qkv: Dense::new(weight, Some(bias)),
+            qkv: Dense::stacked(&[&q, &k, &v])?,
             output: linear(hidden, hidden, vb.pp("output.dense"))?.into(),
-            norm: layer_norm(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             heads: config.num_attention_heads,
             head_dim: hidden / config.num_attention_heads,
         })
@@ -86,12 +78,13 @@ impl SelfAttention {
         let q = swap_middle(&qkv, 0, self.heads)?;
         let k = swap_middle(&qkv, self.heads, self.heads)?;
         let v = swap_middle(&qkv, 2 * self.heads, self.heads)?;
-        let scores = (q.matmul(&k.t()?)? * (self.head_dim as f64).powf(-0.5))?;
-        // The softmax kernel accumulates in f32 whatever the dtype.
-        let scores = add_repeated(&scores, mask, self.heads * len, len)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let logits = Logits {
+            scale: (self.head_dim as f64).powf(-0.5),
+            softcap: None,
+        };
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, self.heads * len, len, logits)?;
         let context = swap_middle(&probs.matmul(&v)?, 0, len)?.reshape((batch, len, hidden))?;
-        self.norm.forward(&(self.output.forward(&context)? + xs)?)
+        self.output.forward_residual_norm(&context, xs, &self.norm)
     }
 }
 
@@ -111,17 +104,17 @@ impl Layer {
             intermediate: linear(hidden, inner, vb.pp("intermediate.dense"))?.into(),
             activation: Activation::from_name(&config.hidden_act)?,
             output: linear(inner, hidden, vb.pp("output.dense"))?.into(),
-            norm: layer_norm(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
         })
     }
 
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let attended = self.attention.forward(xs, mask)?;
         let inner = self
-            .activation
-            .apply(&self.intermediate.forward(&attended)?)?;
-        self.norm
-            .forward(&(self.output.forward(&inner)? + attended)?)
+            .intermediate
+            .forward_activated(&attended, self.activation)?;
+        self.output
+            .forward_residual_norm(&inner, &attended, &self.norm)
     }
 }
 
@@ -190,7 +183,11 @@ impl BertClassifier {
                 embeddings.pp("position_embeddings"),
             )?,
             token_type: token_types.embeddings().i(0)?,
-            embedding_norm: layer_norm(hidden, config.layer_norm_eps, embeddings.pp("LayerNorm"))?,
+            embedding_norm: LayerNorm::load(
+                hidden,
+                config.layer_norm_eps,
+                embeddings.pp("LayerNorm"),
+            )?,
             layers,
             pooler: f32_linear(hidden, "bert.pooler.dense")?,
             classifier: f32_linear(num_classes, "classifier")?,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::SequenceClassifier;
 use super::heads::{ClassifierHead, HeadKind};
-use super::ops::{Dense, add_repeated, swap_middle};
+use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
 use super::rope::Rope;
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
@@ -46,37 +46,6 @@ impl DecoderConfig {
 
     pub fn num_key_value_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Silu,
-    /// `gelu_pytorch_tanh` / `gelu_new`: the tanh approximation.
-    GeluTanh,
-    /// `gelu`: the exact (erf) form.
-    Gelu,
-    Relu,
-}
-
-impl Activation {
-    pub fn from_name(name: &str) -> anyhow::Result<Activation> {
-        match name {
-            "silu" | "swish" => Ok(Activation::Silu),
-            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
-            "gelu" => Ok(Activation::Gelu),
-            "relu" => Ok(Activation::Relu),
-            other => anyhow::bail!("unsupported activation `{other}`"),
-        }
-    }
-
-    pub fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Activation::Silu => candle_nn::ops::silu(xs),
-            Activation::GeluTanh => xs.gelu(),
-            Activation::Gelu => xs.gelu_erf(),
-            Activation::Relu => xs.relu(),
-        }
     }
 }
 
@@ -198,13 +167,8 @@ impl Attention {
             part(kv_heads, "k_proj")?,
             part(kv_heads, "v_proj")?,
         );
-        let weight = Tensor::cat(&[q.weight(), k.weight(), v.weight()], 0)?;
-        let bias = match (q.bias(), k.bias(), v.bias()) {
-            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
-            _ => None,
-        };
         Ok(Attention {
-            qkv: Dense::new(weight, bias),
+            qkv: Dense::stacked(&[&q, &k, &v])?,
             o: linear_b(
                 heads * head_dim,
                 c.hidden_size,
@@ -249,28 +213,28 @@ impl Attention {
         let v = split(self.heads + self.kv_heads, self.kv_heads, None)?;
         let q = candle_nn::rotary_emb::rope(&q, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&k, cos, sin)?;
-        let repeat = self.heads / self.kv_heads;
-        let k = candle_transformers::utils::repeat_kv(k, repeat)?.contiguous()?;
-        let v = candle_transformers::utils::repeat_kv(v, repeat)?.contiguous()?;
-        let mut scores = (q.matmul(&k.t()?)? * self.scale)?;
-        if let Some(cap) = self.softcap {
-            scores = ((scores / cap)?.tanh()? * cap)?;
-        }
-        // The mask is in the activations' dtype; the softmax kernel accumulates in f32 whatever the dtype.
-        let scores = add_repeated(&scores, mask, batch * self.heads, len * len)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = swap_middle(&probs.matmul(&v)?, 0, len)?.reshape((
-            batch,
-            len,
-            self.heads * self.head_dim,
-        ))?;
+        // Grouped-query attention without copying k and v per query head: query heads are numbered group by group,
+        // so each KV head's queries are contiguous rows of q viewed as [batch, kv_heads, group × len, head_dim].
+        let grouped = (batch, self.kv_heads, self.heads / self.kv_heads * len);
+        let q = q.reshape((grouped.0, grouped.1, grouped.2, self.head_dim))?;
+        let scores = q.matmul(&k.t()?)?.reshape((batch, self.heads, len, len))?;
+        let logits = Logits {
+            scale: self.scale,
+            softcap: self.softcap,
+        };
+        let probs = masked_softmax(&scores, mask, batch * self.heads, len * len, logits)?
+            .reshape((grouped.0, grouped.1, grouped.2, len))?;
+        let out = probs
+            .matmul(&v)?
+            .reshape((batch, self.heads, len, self.head_dim))?;
+        let out = swap_middle(&out, 0, len)?.reshape((batch, len, self.heads * self.head_dim))?;
         self.o.forward(&out)
     }
 }
 
 struct Mlp {
-    gate: Dense,
-    up: Dense,
+    /// The gate and up projections stacked into one.
+    gate_up: Dense,
     down: Dense,
     activation: Activation,
 }
@@ -278,21 +242,10 @@ struct Mlp {
 impl Mlp {
     fn load(spec: &DecoderSpec, vb: VarBuilder) -> candle_core::Result<Mlp> {
         let c = &spec.config;
+        let projection =
+            |name: &str| linear_b(c.hidden_size, c.intermediate_size, c.mlp_bias, vb.pp(name));
         Ok(Mlp {
-            gate: linear_b(
-                c.hidden_size,
-                c.intermediate_size,
-                c.mlp_bias,
-                vb.pp("gate_proj"),
-            )?
-            .into(),
-            up: linear_b(
-                c.hidden_size,
-                c.intermediate_size,
-                c.mlp_bias,
-                vb.pp("up_proj"),
-            )?
-            .into(),
+            gate_up: Dense::stacked(&[&projection("gate_proj")?, &projection("up_proj")?])?,
             down: linear_b(
                 c.intermediate_size,
                 c.hidden_size,
@@ -305,7 +258,7 @@ impl Mlp {
     }
 
     fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let gated = (self.activation.apply(&self.gate.forward(xs)?)? * self.up.forward(xs)?)?;
+        let gated = gated_activation(&self.gate_up.forward(xs)?, self.activation)?;
         self.down.forward(&gated)
     }
 }

@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use super::decoder::{Activation, DecoderSpec};
+use super::decoder::DecoderSpec;
+use super::ops::Activation;
 
 /// The decoder options for this architecture, from config.json.
 pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
