@@ -1,5 +1,5 @@
-//! With the `cuda` feature, compiles the server's own CUDA kernels (kernels/*.cu) to PTX, one module per file
-//! (nvcc from CUDA_HOME or PATH).
+//! With the `cuda` feature, compiles the server's own CUDA kernels (kernels/*.cu) with nvcc from CUDA_HOME or PATH:
+//! one fatbin per file, SASS for CUDA_COMPUTE_CAP (nothing to JIT-compile on that GPU) plus PTX for newer ones.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,13 +19,14 @@ fn main() {
         let source = format!("kernels/{kernel}.cu");
         let status = Command::new(&nvcc)
             .args([
-                "--ptx",
+                "-fatbin",
                 "-O3",
-                &format!("-arch=compute_{arch}"),
+                "-gencode",
+                &format!("arch=compute_{arch},code=[sm_{arch},compute_{arch}]"),
                 &source,
                 "-o",
             ])
-            .arg(out_dir.join(format!("{kernel}.ptx")))
+            .arg(out_dir.join(format!("{kernel}.fatbin")))
             .status()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", nvcc.display()));
         assert!(status.success(), "nvcc failed on {source}");

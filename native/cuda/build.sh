@@ -5,6 +5,10 @@
 # the runtime), given the unversioned .so links a linker looks for, plus a link-time stub libcuda.so (SONAME
 # libcuda.so.1) generated from cuda.h: the GPU host's driver provides the real one at run time.
 #
+# candle-core and candle-kernels are built from copies patched with native/cuda/candle-sass.patch (in
+# target/cuda-patched), which embed every kernel module as a fatbin with SASS for the target GPU, so a fresh host
+# does not spend its first start JIT-compiling PTX. Cargo.lock is restored afterwards.
+#
 #   native/cuda/build.sh                 # -> target/cuda/release/classify-native
 #   CUDA_COMPUTE_CAP=80 native/cuda/build.sh   # another GPU generation (default 90: H100/H200)
 #
@@ -55,9 +59,30 @@ if [ ! -e "$toolkit/.complete" ]; then
     touch "$toolkit/.complete"
 fi
 
+# candle with SASS (see the header), re-copied whenever the patch changes.
+patched=$PWD/target/cuda-patched
+if [ ! -e "$patched/.complete" ] || [ native/cuda/candle-sass.patch -nt "$patched/.complete" ]; then
+    rm -rf "$patched"
+    mkdir -p "$patched"
+    cargo fetch --locked
+    metadata=$(cargo metadata --format-version 1 --locked --features classify-native/cuda)
+    for crate in candle-core candle-kernels; do
+        manifest=$(python3 -c 'import json, sys
+packages = json.loads(sys.stdin.read())["packages"]
+print(next(p["manifest_path"] for p in packages if p["name"] == sys.argv[1]))' "$crate" <<< "$metadata")
+        cp -r "$(dirname "$manifest")" "$patched/$crate"
+    done
+    patch -d "$patched" -p1 --quiet < native/cuda/candle-sass.patch
+    touch "$patched/.complete"
+fi
+cp Cargo.lock target/Cargo.lock.before-cuda
+trap 'cp target/Cargo.lock.before-cuda Cargo.lock' EXIT
+
 export CUDA_HOME="$toolkit"
 export PATH="$toolkit/bin:$PATH"
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export LIBRARY_PATH="$toolkit/lib:$toolkit/lib/stubs${LIBRARY_PATH:+:$LIBRARY_PATH}"
-cargo build -p classify-native --release --features cuda --target-dir target/cuda "$@"
+cargo build -p classify-native --release --features cuda --target-dir target/cuda \
+    --config "patch.crates-io.candle-core.path='$patched/candle-core'" \
+    --config "patch.crates-io.candle-kernels.path='$patched/candle-kernels'" "$@"
 echo "built target/cuda/release/classify-native (CUDA, compute capability $CUDA_COMPUTE_CAP)"

@@ -1,26 +1,55 @@
-//! Launchers for the kernels in native/kernels/ (PTX built by build.rs). Inputs are made contiguous and must share
-//! the output's dtype (f32, f16 or bf16); every output is a fresh contiguous tensor.
+//! Launchers for the kernels in native/kernels/ (fatbins built by build.rs: SASS for the build's GPU architecture,
+//! so nothing is JIT-compiled on it, plus PTX). Inputs are made contiguous and must share the output's dtype (f32,
+//! f16 or bf16); every output is a fresh contiguous tensor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
-    CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+    CudaFunction, CudaModule, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
 };
+use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
 use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Layout, Result, Shape, Storage, Tensor};
 
 use super::{Activation, LayerNorm, Logits};
 
-/// A PTX module built by build.rs: (module name, PTX text).
-type Module = (&'static str, &'static str);
+/// A module built by build.rs: (name, fatbin image).
+type Module = (&'static str, &'static [u8]);
 const ELEMENTWISE: Module = (
-    "classify_elementwise",
-    include_str!(concat!(env!("OUT_DIR"), "/elementwise.ptx")),
+    "elementwise",
+    include_bytes!(concat!(env!("OUT_DIR"), "/elementwise.fatbin")),
 );
 const ROWS: Module = (
-    "classify_rows",
-    include_str!(concat!(env!("OUT_DIR"), "/rows.ptx")),
+    "rows",
+    include_bytes!(concat!(env!("OUT_DIR"), "/rows.fatbin")),
 );
+
+/// Loaded modules by (CUDA context address, module name); contexts live as long as the process.
+type LoadedModules = Mutex<HashMap<(usize, &'static str), Arc<CudaModule>>>;
+static LOADED: OnceLock<LoadedModules> = OnceLock::new();
+
+fn function(stream: &CudaStream, module: Module, kernel: &str) -> Result<CudaFunction> {
+    let context = stream.context();
+    let key = (Arc::as_ptr(context) as usize, module.0);
+    let mut loaded = LOADED
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("the CUDA module cache is poisoned".into()))?;
+    let cuda_module = match loaded.get(&key) {
+        Some(cuda_module) => cuda_module.clone(),
+        None => {
+            let cuda_module = context
+                .load_module(Ptx::from_binary(module.1.to_vec()))
+                .w()?;
+            loaded.insert(key, cuda_module.clone());
+            cuda_module
+        }
+    };
+    cuda_module.load_function(kernel).w()
+}
 
 const THREADS_PER_BLOCK: usize = 256;
 const WARP: usize = 32;
@@ -153,8 +182,8 @@ fn launch(
         }
         other => candle_core::bail!("classify kernels: unsupported dtype {other:?}"),
     };
-    let function = device.get_or_load_custom_func(&name, module.0, module.1)?;
-    let mut builder = function.builder();
+    let function = function(&stream, module, &name)?;
+    let mut builder = stream.launch_builder(&function);
     for value in &values {
         match value {
             Value::U32(v) => builder.arg(v),
