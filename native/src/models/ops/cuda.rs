@@ -85,6 +85,8 @@ fn dtype_suffix(dtype: DType) -> Result<&'static str> {
     })
 }
 
+/// The device address of a contiguous input's first element. The stream-ordering guard `device_ptr` returns is
+/// dropped at once: device.rs turns event tracking off, so it has nothing to record.
 fn pointer(storage: &Storage, layout: &Layout, stream: &CudaStream) -> Result<u64> {
     let Storage::Cuda(storage) = storage else {
         candle_core::bail!("classify kernels: an input is not on the CUDA device");
