@@ -57,12 +57,13 @@ __device__ void gated_activation(unsigned int n, unsigned int inner, unsigned in
 #define GATED_ACTIVATION_PARAMS(T) (unsigned int n, unsigned int inner, unsigned int activation, const T *x, T *out)
 INSTANTIATE(gated_activation, GATED_ACTIVATION_PARAMS, (n, inner, activation, x, out))
 
-// Swaps dimensions 1 and 2 of a contiguous [batch, a, b, d] tensor while keeping b-indices [first, first + count):
-// out is [batch, count, a, d]. Splits fused q/k/v projections into heads ([batch, len, heads, d] → [batch, heads,
-// len, d]) and merges attention output back ([batch, heads, len, d] → [batch, len, heads, d]) in one pass each.
+// Swaps dimensions 1 and 2 of a contiguous [batch, a, b, d] tensor while keeping b-indices [first, first + count),
+// adding bias[b, d] when it is not null: out is [batch, count, a, d]. Splits a fused q/k/v projection's product into
+// heads with its bias ([batch, len, heads, d] → [batch, heads, len, d]) and merges attention output back
+// ([batch, heads, len, d] → [batch, len, heads, d]) in one pass each.
 template <typename T, unsigned int W>
 __device__ void swap_middle(unsigned int n, unsigned int a, unsigned int b, unsigned int first, unsigned int count,
-                            unsigned int d, const T *in, T *out) {
+                            unsigned int d, const T *in, const T *bias, T *out) {
     GRID_STRIDE(p, n / W) {
         const unsigned int i = p * W;
         unsigned int rest = i / d;
@@ -71,10 +72,16 @@ __device__ void swap_middle(unsigned int n, unsigned int a, unsigned int b, unsi
         rest /= a;
         const unsigned int ci = rest % count;
         const unsigned int batch = rest / count;
-        store<T, W>(out + i, load<T, W>(in + ((batch * a + ai) * b + first + ci) * d + di));
+        Pack<T, W> v = load<T, W>(in + ((batch * a + ai) * b + first + ci) * d + di);
+        if (bias != nullptr) {
+            const Pack<T, W> add = load<T, W>(bias + (first + ci) * d + di);
+#pragma unroll
+            for (unsigned int k = 0; k < W; ++k) v.v[k] = from_f32<T>(to_f32(v.v[k]) + to_f32(add.v[k]));
+        }
+        store<T, W>(out + i, v);
     }
 }
 #define SWAP_MIDDLE_PARAMS(T)                                                                                    \
     (unsigned int n, unsigned int a, unsigned int b, unsigned int first, unsigned int count, unsigned int d,      \
-     const T *in, T *out)
-INSTANTIATE(swap_middle, SWAP_MIDDLE_PARAMS, (n, a, b, first, count, d, in, out))
+     const T *in, const T *bias, T *out)
+INSTANTIATE(swap_middle, SWAP_MIDDLE_PARAMS, (n, a, b, first, count, d, in, bias, out))

@@ -95,20 +95,23 @@ template <typename T> void test_add_repeated(unsigned int outer, unsigned int mi
 }
 
 template <typename T> void test_swap_middle(unsigned int batch, unsigned int a, unsigned int b, unsigned int first,
-                                            unsigned int count, unsigned int d) {
+                                            unsigned int count, unsigned int d, bool with_bias) {
     const unsigned int n = batch * count * a * d, w = width_for<T>(d);
-    auto in = random_values<T>(batch * a * b * d);
+    auto in = random_values<T>(batch * a * b * d), bias = random_values<T>(b * d);
     std::vector<T> out(n);
-    using Kernel = void(unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, const T *, T *);
+    using Kernel = void(unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int, const T *,
+                        const T *, T *);
     auto kernel = lookup<Kernel>(name<T>("swap_middle", w));
-    launch(blocks_for(n / w), 256, [&] { kernel(n, a, b, first, count, d, in.data(), out.data()); });
+    const T *added = with_bias ? bias.data() : nullptr;
+    launch(blocks_for(n / w), 256, [&] { kernel(n, a, b, first, count, d, in.data(), added, out.data()); });
     std::vector<double> want(n);
     for (unsigned int z = 0; z < batch; ++z)
         for (unsigned int c = 0; c < count; ++c)
             for (unsigned int ai = 0; ai < a; ++ai)
                 for (unsigned int di = 0; di < d; ++di)
-                    want[((z * count + c) * a + ai) * d + di] = value(in[((z * a + ai) * b + first + c) * d + di]);
-    check("swap_middle", out, want);
+                    want[((z * count + c) * a + ai) * d + di] = value(in[((z * a + ai) * b + first + c) * d + di]) +
+                                                               (with_bias ? value(bias[(first + c) * d + di]) : 0.0);
+    check(with_bias ? "swap_middle+bias" : "swap_middle", out, want);
 }
 
 template <typename T> void test_bias_activation(unsigned int rows, unsigned int features, unsigned int code) {
@@ -201,9 +204,10 @@ template <typename T> void test_all() {
     test_add_repeated<T>(2, 7, 6, false);   // scalar variant (6 is no multiple of the pack width)
     test_add_repeated<T>(4, 9, 32, true);   // one block: the grid-stride loop covers the rest
     test_add_repeated<T>(1, 300, 8, false); // BERT's position embeddings: outer 1
-    test_swap_middle<T>(2, 5, 12, 4, 4, 16); // q/k/v split: [batch, len, 3 × heads, d], heads 4..8
-    test_swap_middle<T>(3, 4, 6, 0, 6, 8);   // head merge: [batch, heads, len, d] → [batch, len, heads, d]
-    test_swap_middle<T>(2, 3, 5, 1, 3, 6);   // scalar variant
+    test_swap_middle<T>(2, 5, 12, 4, 4, 16, true);  // q/k/v split with bias: [batch, len, 3 × heads, d], heads 4..8
+    test_swap_middle<T>(2, 5, 12, 8, 4, 16, false); // the same without bias
+    test_swap_middle<T>(3, 4, 6, 0, 6, 8, false);   // head merge: [batch, heads, len, d] → [batch, len, heads, d]
+    test_swap_middle<T>(2, 3, 5, 1, 3, 6, true);    // scalar variant
     for (unsigned int code = 0; code < 4; ++code) {
         test_bias_activation<T>(7, 24, code);
         test_gated_activation<T>(5, 40, code);

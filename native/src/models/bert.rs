@@ -71,19 +71,17 @@ impl SelfAttention {
     /// (every row has at least one real token, so no row is all -inf).
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
         let (batch, len, hidden) = xs.dims3()?;
-        let qkv = self
-            .qkv
-            .forward(xs)?
-            .reshape((batch, len, 3 * self.heads, self.head_dim))?;
-        let q = swap_middle(&qkv, 0, self.heads)?;
-        let k = swap_middle(&qkv, self.heads, self.heads)?;
-        let v = swap_middle(&qkv, 2 * self.heads, self.heads)?;
+        let qkv = self.qkv.heads(xs, self.head_dim)?;
+        let q = qkv.take(0, self.heads)?;
+        let k = qkv.take(self.heads, self.heads)?;
+        let v = qkv.take(2 * self.heads, self.heads)?;
         let logits = Logits {
             scale: (self.head_dim as f64).powf(-0.5),
             softcap: None,
         };
         let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, self.heads * len, len, logits)?;
-        let context = swap_middle(&probs.matmul(&v)?, 0, len)?.reshape((batch, len, hidden))?;
+        let context =
+            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
         self.output.forward_residual_norm(&context, xs, &self.norm)
     }
 }

@@ -194,15 +194,10 @@ impl Attention {
         mask: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (batch, len, _) = xs.dims3()?;
-        let qkv = self.qkv.forward(xs)?.reshape((
-            batch,
-            len,
-            self.heads + 2 * self.kv_heads,
-            self.head_dim,
-        ))?;
-        // Heads split off in one pass each; Qwen3's per-head norm works on either layout.
+        let qkv = self.qkv.heads(xs, self.head_dim)?;
+        // Heads split off (bias added) in one pass each; Qwen3's per-head norm works on either layout.
         let split = |start: usize, heads: usize, norm: Option<&RmsNorm>| {
-            let t = swap_middle(&qkv, start, heads)?;
+            let t = qkv.take(start, heads)?;
             match norm {
                 Some(norm) => norm.forward(&t),
                 None => Ok(t),
@@ -227,7 +222,8 @@ impl Attention {
         let out = probs
             .matmul(&v)?
             .reshape((batch, self.heads, len, self.head_dim))?;
-        let out = swap_middle(&out, 0, len)?.reshape((batch, len, self.heads * self.head_dim))?;
+        let out =
+            swap_middle(&out, None, 0, len)?.reshape((batch, len, self.heads * self.head_dim))?;
         self.o.forward(&out)
     }
 }

@@ -58,6 +58,8 @@ enum Arg<'a> {
     U32(usize),
     F32(f64),
     Tensor(&'a Tensor),
+    /// A null pointer in place of an optional tensor.
+    Null,
 }
 
 /// How a kernel's threads cover its output.
@@ -156,6 +158,7 @@ fn launch(
                 candle_core::Error::Msg(format!("{kernel}: {v} does not fit 32 bits"))
             })?),
             Arg::F32(v) => Value::F32(*v as f32),
+            Arg::Null => Value::Pointer(0),
             Arg::Tensor(_) => {
                 let Some(tensor) = tensors.next() else {
                     candle_core::bail!("{kernel}: inputs out of step");
@@ -242,7 +245,7 @@ pub fn add_repeated(x: &Tensor, y: &Tensor, mid: usize, inner: usize) -> Result<
     )
 }
 
-pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
+pub fn swap_middle(x: &Tensor, bias: Option<&Tensor>, first: usize, n: usize) -> Result<Tensor> {
     let (batch, a, b, d) = x.dims4()?;
     let shape = Shape::from((batch, n, a, d));
     let args = [
@@ -253,6 +256,7 @@ pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
         Arg::U32(n),
         Arg::U32(d),
         Arg::Tensor(x),
+        bias.map_or(Arg::Null, Arg::Tensor),
     ];
     let work = Work::Packs { multiples: &[d] };
     launch(ELEMENTWISE, "swap_middle", work, &args, shape, x.dtype())

@@ -75,10 +75,11 @@ pub fn add_repeated(x: &Tensor, y: &Tensor, mid: usize, inner: usize) -> Result<
         .reshape(x.shape())
 }
 
-/// Dimensions 1 and 2 of a `[batch, a, b, d]` tensor swapped, keeping b-indices `first..first + n`: the result is a
-/// contiguous `[batch, n, a, d]`. Splits a fused q/k/v projection into heads and merges heads back, one pass each.
-pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
-    let (_, _, b, _) = x.dims4()?;
+/// Dimensions 1 and 2 of a `[batch, a, b, d]` tensor swapped, keeping b-indices `first..first + n` and adding
+/// `bias` (`[b, d]`) when given: the result is a contiguous `[batch, n, a, d]`. Splits a fused q/k/v projection
+/// into heads (with the projection's bias) and merges heads back, one pass each.
+pub fn swap_middle(x: &Tensor, bias: Option<&Tensor>, first: usize, n: usize) -> Result<Tensor> {
+    let (_, _, b, d) = x.dims4()?;
     if first + n > b {
         candle_core::bail!(
             "swap_middle: {first}..{} is outside dimension 2 of {:?}",
@@ -86,11 +87,25 @@ pub fn swap_middle(x: &Tensor, first: usize, n: usize) -> Result<Tensor> {
             x.shape()
         );
     }
+    if let Some(bias) = bias
+        && bias.elem_count() != b * d
+    {
+        candle_core::bail!(
+            "swap_middle: a bias of {:?} for {:?}",
+            bias.shape(),
+            x.shape()
+        );
+    }
     #[cfg(feature = "cuda")]
     if on_cuda(x) {
-        return cuda::swap_middle(x, first, n);
+        return cuda::swap_middle(x, bias, first, n);
     }
-    x.narrow(2, first, n)?.transpose(1, 2)?.contiguous()
+    let part = x.narrow(2, first, n)?;
+    let part = match bias {
+        Some(bias) => part.broadcast_add(&bias.reshape((b, d))?.narrow(0, first, n)?)?,
+        None => part,
+    };
+    part.transpose(1, 2)?.contiguous()
 }
 
 /// `activation(gate) × up` for `x` = `[..., 2 × inner]` holding gate then up: a gated MLP whose two input
@@ -198,6 +213,22 @@ impl Dense {
         ))
     }
 
+    /// The projection of `xs` (`[batch, len, hidden]`) as heads of `head_dim` features, ready to be split by
+    /// [`Heads::take`], which adds the bias.
+    pub fn heads(&self, xs: &Tensor, head_dim: usize) -> Result<Heads<'_>> {
+        let (batch, len, _) = xs.dims3()?;
+        let features = self.features();
+        Ok(Heads {
+            product: self.product.forward(xs)?.reshape((
+                batch,
+                len,
+                features / head_dim.max(1),
+                head_dim,
+            ))?,
+            bias: self.bias.as_ref(),
+        })
+    }
+
     fn features(&self) -> usize {
         self.product.weight().dim(0).unwrap_or(0)
     }
@@ -246,6 +277,19 @@ impl Dense {
                 self.features(),
             ),
         }
+    }
+}
+
+/// A projection's product as `[batch, len, heads, head_dim]`, its bias not yet added.
+pub struct Heads<'a> {
+    product: Tensor,
+    bias: Option<&'a Tensor>,
+}
+
+impl Heads<'_> {
+    /// Heads `first..first + n` with the bias, as a contiguous `[batch, n, len, head_dim]`.
+    pub fn take(&self, first: usize, n: usize) -> Result<Tensor> {
+        swap_middle(&self.product, self.bias, first, n)
     }
 }
 

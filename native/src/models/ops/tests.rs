@@ -27,13 +27,21 @@ fn swap_middle_selects_and_transposes() {
         &Device::Cpu,
     )
     .unwrap();
-    let swapped = swap_middle(&x, 1, 2).unwrap();
+    let swapped = swap_middle(&x, None, 1, 2).unwrap();
     assert_eq!(swapped.dims(), [1, 2, 2, 1]);
     assert_eq!(
         swapped.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         [1., 11., 2., 12.]
     );
-    assert!(swap_middle(&x, 2, 2).is_err());
+    assert!(swap_middle(&x, None, 2, 2).is_err());
+    // A bias per (b, d): [3, 1].
+    let bias = Tensor::new(&[[100f32], [200.], [300.]], &Device::Cpu).unwrap();
+    let biased = swap_middle(&x, Some(&bias), 1, 2).unwrap();
+    assert_eq!(
+        biased.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        [201., 211., 302., 312.]
+    );
+    assert!(swap_middle(&x, Some(&bias.narrow(0, 0, 2).unwrap()), 1, 2).is_err());
 }
 
 fn values(t: &Tensor) -> Vec<f32> {
