@@ -236,19 +236,11 @@ impl Dense {
     /// `activation(x·Wᵀ + b)` with the bias add and the activation in one pass.
     pub fn forward_activated(&self, xs: &Tensor, activation: Activation) -> Result<Tensor> {
         let product = self.product.forward(xs)?;
-        let Some(bias) = &self.bias else {
-            return activation.apply(&product);
-        };
         #[cfg(feature = "cuda")]
-        if on_cuda(&product) {
+        if let (true, Some(bias)) = (on_cuda(&product), &self.bias) {
             return cuda::bias_activation(&product, bias, activation);
         }
-        activation.apply(&add_repeated(
-            &product,
-            bias,
-            product.elem_count() / self.features().max(1),
-            self.features(),
-        )?)
+        activation.apply(&self.forward_bias(product)?)
     }
 
     /// `norm(x·Wᵀ + b + residual)`: a transformer block's output projection, residual connection and LayerNorm in
