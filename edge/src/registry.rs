@@ -1,27 +1,60 @@
-//! The models mounted into the component: every directory under the models root that holds model.onnx (or
-//! onnx/model.onnx) next to config.json and tokenizer.json, served under its directory name. Directories without
-//! an ONNX file are not edge models (requests for them are forwarded to the native server).
+//! The models mounted into the component: every directory under the models root that holds an ONNX file next to
+//! config.json and tokenizer.json, served under its directory name. Directories without an ONNX file are not
+//! edge models (requests for them are forwarded to the native server).
+//!
+//! Scanning only lists directories; a model is loaded (tokenizer parsed, graph optimized, one warm-up run) the
+//! first time it is asked for, so a request pays only for its own model. `load_all` loads every model, for
+//! `/health`, `/v1/models` and the pre-initialized snapshot.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use classify_protocol::{ModelFiles, ModelShape, ServedModel};
 
 use crate::onnx::OnnxClassifier;
 
-#[derive(Default)]
+/// Where an ONNX file may sit in a model directory, in the order they are tried.
+pub const ONNX_FILES: [&str; 2] = ["model.onnx", "onnx/model.onnx"];
+
+/// The files of a model directory whose change makes a snapshot of it stale.
+const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+
 pub struct EdgeModels {
-    pub served: Vec<ServedModel>,
-    pub classifiers: Vec<OnnxClassifier>,
-    /// One message per model directory that failed to load, naming the file and the reason.
-    pub failures: Vec<String>,
+    models: Vec<EdgeModel>,
     /// Directories without an ONNX file.
     pub skipped: Vec<String>,
+    /// Why the models root could not be listed.
+    root_error: Option<String>,
+    fingerprint: Fingerprint,
 }
 
+/// One mounted model, loaded on first use.
+pub struct EdgeModel {
+    pub name: String,
+    dir: PathBuf,
+    onnx: PathBuf,
+    loaded: OnceLock<Result<LoadedModel, String>>,
+}
+
+pub struct LoadedModel {
+    pub served: ServedModel,
+    pub classifier: OnnxClassifier,
+}
+
+/// What is mounted, cheap to read: every model file's path and size, and config.json's bytes. Two equal
+/// fingerprints mean the snapshot taken from one serves the other.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, u64, Option<Vec<u8>>)>);
+
 impl EdgeModels {
-    /// Loads every model directory under `root`. One broken model does not stop the others.
-    pub fn load(root: &Path) -> EdgeModels {
-        let mut models = EdgeModels::default();
+    /// Lists the model directories under `root`; loads nothing.
+    pub fn scan(root: &Path) -> EdgeModels {
+        let mut models = EdgeModels {
+            models: Vec::new(),
+            skipped: Vec::new(),
+            root_error: None,
+            fingerprint: Fingerprint::default(),
+        };
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(root) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
@@ -29,7 +62,7 @@ impl EdgeModels {
                 .filter(|p| p.is_dir())
                 .collect(),
             Err(e) => {
-                models.failures.push(format!("{}: {e}", root.display()));
+                models.root_error = Some(format!("{}: {e}", root.display()));
                 return models;
             }
         };
@@ -38,33 +71,90 @@ impl EdgeModels {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let Some(onnx) = onnx_file(&dir) else {
+            let Some(onnx) = ONNX_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file()) else {
                 models.skipped.push(name);
                 continue;
             };
-            match load_model(&name, &dir, &onnx) {
-                Ok((served, classifier)) => {
-                    models.served.push(served);
-                    models.classifiers.push(classifier);
-                }
-                Err(e) => models.failures.push(format!("model `{name}`: {e}")),
-            }
+            models.fingerprint.add(&dir, &onnx);
+            models.models.push(EdgeModel {
+                name,
+                dir,
+                onnx,
+                loaded: OnceLock::new(),
+            });
         }
         models
     }
+
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// The model served as `name`, with its index for [`EdgeModels::get`].
+    pub fn find(&self, name: &str) -> Option<(usize, &EdgeModel)> {
+        self.models.iter().enumerate().find(|(_, m)| m.name == name)
+    }
+
+    pub fn get(&self, index: usize) -> Option<&EdgeModel> {
+        self.models.get(index)
+    }
+
+    /// Loads every model (once) and returns one message per model that cannot serve.
+    pub fn load_all(&self) -> Vec<String> {
+        let mut failures: Vec<String> = self.root_error.iter().cloned().collect();
+        for model in &self.models {
+            if let Err(e) = model.load() {
+                failures.push(e.to_owned());
+            }
+        }
+        failures
+    }
+
+    /// Every model that loads, loading those not loaded yet.
+    pub fn loaded(&self) -> impl Iterator<Item = &LoadedModel> {
+        self.models.iter().filter_map(|m| m.load().ok())
+    }
 }
 
-fn onnx_file(dir: &Path) -> Option<PathBuf> {
-    [dir.join("model.onnx"), dir.join("onnx").join("model.onnx")]
-        .into_iter()
-        .find(|p| p.is_file())
+impl EdgeModel {
+    /// The loaded model, loading it on the first call; the error names the model, the file and the reason.
+    pub fn load(&self) -> Result<&LoadedModel, &str> {
+        self.loaded
+            .get_or_init(|| {
+                load_model(&self.name, &self.dir, &self.onnx)
+                    .map_err(|e| format!("model `{}`: {e}", self.name))
+            })
+            .as_ref()
+            .map_err(String::as_str)
+    }
 }
 
-fn load_model(
-    name: &str,
-    dir: &Path,
-    onnx: &Path,
-) -> Result<(ServedModel, OnnxClassifier), String> {
+impl Fingerprint {
+    /// Fingerprints the model directories under `root` the way [`EdgeModels::scan`] sees them.
+    pub fn read(root: &Path) -> Fingerprint {
+        EdgeModels::scan(root).fingerprint
+    }
+
+    fn add(&mut self, dir: &Path, onnx: &Path) {
+        let external_data = onnx.with_extension("onnx.data");
+        let files = MODEL_FILES
+            .iter()
+            .map(|f| dir.join(f))
+            .chain([onnx.to_path_buf(), external_data]);
+        for path in files {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let contents = path
+                .ends_with("config.json")
+                .then(|| std::fs::read(&path).ok())
+                .flatten();
+            self.0.push((path, meta.len(), contents));
+        }
+    }
+}
+
+fn load_model(name: &str, dir: &Path, onnx: &Path) -> Result<LoadedModel, String> {
     let files = ModelFiles::read(dir)?;
     let classifier = OnnxClassifier::load(onnx, files.config.pad_token_id.unwrap_or(0))
         .map_err(|e| format!("{}: {e}", onnx.display()))?;
@@ -84,5 +174,16 @@ fn load_model(
     };
     let served = ServedModel::new(name.to_owned(), files, shape)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok((served, classifier))
+    // A graph that loads but cannot run must fail here, where /health reports it, not on every request.
+    classifier
+        .run(&warm_up_batch(&served))
+        .map_err(|e| format!("{}: a warm-up run failed: {e}", onnx.display()))?;
+    Ok(LoadedModel { served, classifier })
+}
+
+/// Two sequences of different lengths (so padding and the mask are exercised), with ids the vocabulary has.
+fn warm_up_batch(model: &ServedModel) -> Vec<Vec<u32>> {
+    let id = |i: u32| i % u32::try_from(model.vocab_size.max(1)).unwrap_or(u32::MAX);
+    let long = model.max_model_len.clamp(1, 4);
+    vec![(1..=long as u32).map(id).collect(), vec![id(1)]]
 }

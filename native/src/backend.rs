@@ -44,8 +44,8 @@ impl NativeBackend {
 }
 
 impl Backend for NativeBackend {
-    fn models(&self) -> &[ServedModel] {
-        &self.models
+    fn models(&self) -> Vec<&ServedModel> {
+        self.models.iter().collect()
     }
 
     async fn classify(&self, model: usize, job: InferenceJob) -> Result<Vec<Vec<f32>>, ApiError> {

@@ -19,14 +19,25 @@ pub struct InferenceJob {
 
 /// An engine that serves some models: the edge's tract runner or the native server's candle batcher.
 pub trait Backend {
-    fn models(&self) -> &[ServedModel];
+    /// Every model that serves here, in a fixed order (a backend that loads on first use loads them all).
+    fn models(&self) -> Vec<&ServedModel>;
+
+    /// The model served as `name` and its index for [`Backend::classify`] (by default its position in
+    /// [`Backend::models`]); `None` when it is not served here, an error when it is but cannot serve.
+    fn model(&self, name: &str) -> Option<Result<(usize, &ServedModel), ApiError>> {
+        self.models()
+            .into_iter()
+            .enumerate()
+            .find(|(_, m)| m.name == name)
+            .map(Ok)
+    }
 
     /// Readiness for `/health`: an error (usually 503 `unavailable`) while not every model can serve.
     fn health(&self) -> Result<(), ApiError> {
         Ok(())
     }
 
-    /// Raw logits, one vector per sequence of `job`, for the model at `model` in [`Backend::models`].
+    /// Raw logits, one vector per sequence of `job`, for the model with index `model` (see [`Backend::model`]).
     fn classify(
         &self,
         model: usize,

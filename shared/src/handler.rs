@@ -121,15 +121,11 @@ async fn model_route<B: Backend>(
 ) -> Result<Response<Vec<u8>>, ApiError> {
     let body = Body::parse(request.body())?;
     let name = body.model()?;
-    let local = backend
-        .models()
-        .iter()
-        .enumerate()
-        .find(|(_, m)| m.name == name);
-    let Some((index, model)) = local else {
+    let Some(local) = backend.model(name) else {
         let not_found = ApiError::model_not_found(name);
         return backend.forward(request).await.ok_or(not_found);
     };
+    let (index, model) = local?;
     if route == Route::Tokenize {
         return tokenize(model, body).map(|r| json_response(&r));
     }
@@ -381,8 +377,8 @@ fn tokenize(model: &ServedModel, body: Body) -> Result<TokenizeResponse, ApiErro
 
 /// Local models first, then the backend's remote ones whose names are not served here.
 async fn model_list<B: Backend>(backend: &B) -> ModelList {
-    let mut data: Vec<serde_json::Value> = backend
-        .models()
+    let local = backend.models();
+    let mut data: Vec<serde_json::Value> = local
         .iter()
         .map(|model| ModelCard {
             id: model.name.clone(),
@@ -398,7 +394,7 @@ async fn model_list<B: Backend>(backend: &B) -> ModelList {
         .collect();
     for remote in backend.remote_models().await {
         let id = remote.get("id").and_then(serde_json::Value::as_str);
-        if id.is_some_and(|id| backend.models().iter().all(|m| m.name != id)) {
+        if id.is_some_and(|id| local.iter().all(|m| m.name != id)) {
             data.push(remote);
         }
     }

@@ -1,46 +1,125 @@
-//! The edge component served in-process by [`EdgeHost`], for tests and benchmarks.
+//! The edge component, built in each of its wasi:http flavours, and served in-process by edge-host.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
-use crate::edge_host::{EdgeHost, EdgeHostOptions};
+use classify_edge_host::{EdgeHost, EdgeHostOptions};
+
 use crate::server_thread::ServerThread;
 
-/// Builds the edge component for wasm32-wasip2 (release, SIMD) once per process — the README's build command, so
-/// after `.ci/run` has run it this is a no-op — and returns the .wasm path.
-pub fn component() -> anyhow::Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace.join("target"));
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let status = std::process::Command::new(cargo)
-                .current_dir(&workspace)
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "classify-edge",
-                    "--target",
-                    "wasm32-wasip2",
-                ])
-                .arg("--target-dir")
-                .arg(&target_dir)
-                .status()
-                .map_err(|e| format!("cannot run cargo: {e}"))?;
-            if !status.success() {
-                return Err(format!("building the edge component failed ({status})"));
-            }
-            Ok(target_dir
-                .join("wasm32-wasip2")
-                .join("release")
-                .join("classify_edge.wasm"))
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
+/// The component builds, one per wasi:http version (edge/Cargo.toml's features).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `wasi:http@0.3.0-rc-2026-03-15`: what spin.toml builds (the README's build command).
+    P3Rc,
+    /// `wasi:http@0.3.0`: edge-host, Spin >= 4.1.
+    P3,
+    /// `wasi:http@0.2`: every Spin, wasmtime serve, edge-host.
+    P2,
+}
+
+impl Build {
+    pub const ALL: [Build; 3] = [Build::P3Rc, Build::P3, Build::P2];
+
+    pub fn feature(self) -> &'static str {
+        match self {
+            Build::P3Rc => "wasi-http-p3-rc",
+            Build::P3 => "wasi-http-p3",
+            Build::P2 => "wasi-http-p2",
+        }
+    }
+
+    fn cargo_args(self) -> Vec<&'static str> {
+        let mut args = vec![
+            "build",
+            "--release",
+            "-p",
+            "classify-edge",
+            "--target",
+            "wasm32-wasip2",
+        ];
+        if self != Build::P3Rc {
+            args.extend(["--no-default-features", "--features", self.feature()]);
+        }
+        args
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+/// Builds `build` for wasm32-wasip2 (release, SIMD) once per process and returns a copy of the .wasm that later
+/// builds of other flavours do not overwrite. The default build is the README's command, so after `.ci/run` has
+/// run it that one is a no-op. A file lock keeps test processes from copying each other's artifact.
+pub fn component(build: Build) -> anyhow::Result<PathBuf> {
+    static BUILT: Mutex<Vec<(Build, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if let Some((_, path)) = built.iter().find(|(b, _)| *b == build) {
+        return Ok(path.clone());
+    }
+    let target = target_dir();
+    let copies = target.join("edge-components");
+    std::fs::create_dir_all(&copies)?;
+    let lock = std::fs::File::create(copies.join(".lock"))?;
+    lock.lock()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = std::process::Command::new(cargo)
+        .current_dir(workspace())
+        .args(build.cargo_args())
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "building the edge component ({}) failed ({status})",
+        build.feature()
+    );
+    let artifact = target.join("wasm32-wasip2/release/classify_edge.wasm");
+    let copy = copies.join(format!("classify_edge-{}.wasm", build.feature()));
+    std::fs::copy(&artifact, &copy)?;
+    lock.unlock()?;
+    built.push((build, copy.clone()));
+    Ok(copy)
+}
+
+/// `build` pre-initialized with the models under `models` (edge-host snapshot), once per process.
+pub fn snapshot(build: Build, models: &Path) -> anyhow::Result<PathBuf> {
+    static TAKEN: OnceLock<Mutex<Vec<(Build, PathBuf, PathBuf)>>> = OnceLock::new();
+    let mut taken = TAKEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if let Some((_, _, path)) = taken.iter().find(|(b, m, _)| *b == build && m == models) {
+        return Ok(path.clone());
+    }
+    let component = component(build)?;
+    let models_id = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        models.hash(&mut hasher);
+        hasher.finish()
+    };
+    let output = component.with_file_name(format!(
+        "classify_edge-{}-snapshot-{models_id:016x}.wasm",
+        build.feature()
+    ));
+    // Written aside and renamed, so a process reading `output` never sees half of it.
+    let partial = output.with_extension(format!("wasm.{}", std::process::id()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(classify_edge_host::snapshot(&component, models, &partial))?;
+    std::fs::rename(&partial, &output)?;
+    taken.push((build, models.to_path_buf(), output.clone()));
+    Ok(output)
 }
 
 pub struct EdgeServer {
@@ -49,15 +128,25 @@ pub struct EdgeServer {
 }
 
 impl EdgeServer {
-    /// Serves the component with `models` mounted at /models and, optionally, a native server to forward to.
+    /// Serves the `wasi-http-p3` build with `models` mounted at /models and, optionally, a native server to
+    /// forward to.
     pub fn start(models: &Path, native_url: Option<&str>) -> anyhow::Result<EdgeServer> {
+        EdgeServer::start_component(&component(Build::P3)?, models, native_url, None)
+    }
+
+    /// Serves `component`; `max_instance_reuse` as edge-host's flag.
+    pub fn start_component(
+        component: &Path,
+        models: &Path,
+        native_url: Option<&str>,
+        max_instance_reuse: Option<usize>,
+    ) -> anyhow::Result<EdgeServer> {
         let options = EdgeHostOptions {
-            component: component()?,
+            component: component.to_path_buf(),
             models: models.to_path_buf(),
             native_url: native_url.map(str::to_owned),
-            cache_dir: Some(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/edge-host-cache"),
-            ),
+            cache_dir: Some(target_dir().join("edge-host-cache")),
+            max_instance_reuse,
         };
         EdgeServer::serve(EdgeHost::new(&options)?)
     }

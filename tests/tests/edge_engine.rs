@@ -6,9 +6,10 @@ use classify_tests::fixtures::{BERT_MODELS, Fixture, models_dir};
 
 #[test]
 fn onnx_models_load_and_others_are_skipped() {
-    let models = EdgeModels::load(&models_dir());
-    assert!(models.failures.is_empty(), "{:?}", models.failures);
-    let served: Vec<&str> = models.served.iter().map(|m| m.name.as_str()).collect();
+    let models = EdgeModels::scan(&models_dir());
+    let failures = models.load_all();
+    assert!(failures.is_empty(), "{failures:?}");
+    let served: Vec<&str> = models.loaded().map(|m| m.served.name.as_str()).collect();
     assert_eq!(
         served,
         [
@@ -27,21 +28,18 @@ fn onnx_models_load_and_others_are_skipped() {
 
 #[test]
 fn padded_batches_match_the_reference() {
-    let models = EdgeModels::load(&models_dir());
+    let models = EdgeModels::scan(&models_dir());
     for name in BERT_MODELS {
         let fixture = Fixture::load(name);
-        let index = models
-            .served
-            .iter()
-            .position(|m| m.name == *name)
-            .unwrap_or_else(|| panic!("{name}"));
+        let (_, model) = models.find(name).unwrap_or_else(|| panic!("{name}"));
+        let classifier = &model.load().unwrap_or_else(|e| panic!("{e}")).classifier;
         let batch: Vec<Vec<u32>> = fixture
             .reference
             .inputs
             .iter()
             .map(|i| i.ids.clone())
             .collect();
-        let logits = models.classifiers[index]
+        let logits = classifier
             .run(&batch)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for (got, reference) in logits.iter().zip(&fixture.reference.inputs) {
@@ -52,7 +50,7 @@ fn padded_batches_match_the_reference() {
                 &format!("{name}: {:?}", reference.text),
             );
         }
-        let alone = models.classifiers[index]
+        let alone = classifier
             .run(&batch[..1])
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_close(&alone[0], &logits[0], 1e-5, "alone vs batched");
@@ -82,20 +80,22 @@ fn a_broken_onnx_file_is_reported_with_its_path() {
     ] {
         std::fs::copy(models_dir().join("bert-3label").join(file), fine.join(file)).expect("copy");
     }
-    let models = EdgeModels::load(&dir);
+    let models = EdgeModels::scan(&dir);
+    // Scanning loads nothing: the broken file is found when the model is first used.
+    let fine_loads_alone = models.find("fine").map(|(_, m)| m.load().is_ok());
+    let failures = models.load_all();
     let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(fine_loads_alone, Some(true));
     assert_eq!(
         models
-            .served
-            .iter()
-            .map(|m| m.name.as_str())
+            .loaded()
+            .map(|m| m.served.name.as_str())
             .collect::<Vec<_>>(),
         ["fine"]
     );
-    assert_eq!(models.failures.len(), 1);
+    assert_eq!(failures.len(), 1);
     assert!(
-        models.failures[0].contains("broken") && models.failures[0].contains("model.onnx"),
-        "{:?}",
-        models.failures
+        failures[0].contains("broken") && failures[0].contains("model.onnx"),
+        "{failures:?}"
     );
 }

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use classify_edge::registry::EdgeModels;
+use classify_edge_host::{EdgeHost, EdgeHostOptions};
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
-use classify_tests::edge_host::{EdgeHost, EdgeHostOptions};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -64,12 +64,13 @@ fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let models = EdgeModels::load(&options.models);
-    anyhow::ensure!(models.failures.is_empty(), "{:?}", models.failures);
-    let (served, classifier) = match (models.served.first(), models.classifiers.first()) {
-        (Some(served), Some(classifier)) => (served, classifier),
-        _ => anyhow::bail!("no ONNX model under {}", options.models.display()),
+    let models = EdgeModels::scan(&options.models);
+    let failures = models.load_all();
+    anyhow::ensure!(failures.is_empty(), "{failures:?}");
+    let Some(loaded) = models.loaded().next() else {
+        anyhow::bail!("no ONNX model under {}", options.models.display());
     };
+    let (served, classifier) = (&loaded.served, &loaded.classifier);
     println!(
         "native tract: load + optimize {:.3} s",
         started.elapsed().as_secs_f64()
@@ -97,6 +98,7 @@ fn main() -> anyhow::Result<()> {
         models: options.models.clone(),
         native_url: None,
         cache_dir: Some(cache.clone()),
+        max_instance_reuse: None,
     };
     let started = Instant::now();
     EdgeHost::new(&host_options)?;

@@ -1,25 +1,39 @@
-//! The Spin / wasi:http entry point: HTTP glue around the protocol handler, with the mounted ONNX models as
-//! the engine and the native server as the place for every other model.
+//! The component's HTTP glue around the protocol handler, with the mounted ONNX models as the engine and the
+//! native server as the place for every other model. `p3` and `p2` hold what differs between the wasi:http
+//! versions: the entry point and sending a request.
 
-use std::sync::OnceLock;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
-use bytes::Bytes;
-use classify_protocol::body::read_limited;
 use classify_protocol::{
     ApiError, Backend, ErrorKind, HandlerConfig, InferenceJob, ServedModel, error_response,
 };
 use http::{HeaderMap, Request, Response};
-use http_body_util::Full;
-use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::wasip3::http::types::ErrorCode;
 
 use crate::registry::EdgeModels;
+
+#[cfg(feature = "wasi-http-p2")]
+mod p2;
+#[cfg(feature = "wasi-http-p2")]
+use p2 as transport;
+#[cfg(any(feature = "wasi-http-p3-rc", feature = "wasi-http-p3"))]
+mod p3;
+#[cfg(any(feature = "wasi-http-p3-rc", feature = "wasi-http-p3"))]
+use p3 as transport;
+
+mod snapshot;
 
 /// Where the models are mounted (spin.toml `files`, or edge-host `--models`).
 const MODELS_ROOT: &str = "/models";
 
+/// Why sending a request to the native server failed.
+enum SendFailure {
+    Timeout(String),
+    Other(String),
+}
+
 struct EdgeBackend {
-    models: EdgeModels,
+    models: &'static EdgeModels,
     /// The native server for models not mounted here (`NATIVE_URL`).
     native_url: Option<String>,
 }
@@ -29,16 +43,14 @@ struct EdgeState {
     config: HandlerConfig,
 }
 
-/// Loaded on the first request and kept for the life of the instance, so a reused instance never reloads.
+/// Read on the first request and kept for the life of the instance. The environment is read here, never in the
+/// snapshot, so a pre-initialized component takes the host's settings.
 fn state() -> &'static EdgeState {
     static STATE: OnceLock<EdgeState> = OnceLock::new();
     STATE.get_or_init(|| {
-        let models = EdgeModels::load(std::path::Path::new(MODELS_ROOT));
-        for failure in &models.failures {
-            eprintln!("classify-edge: {failure}");
-        }
+        let models = snapshot::mounted_models(Path::new(MODELS_ROOT));
         for name in &models.skipped {
-            eprintln!("classify-edge: {MODELS_ROOT}/{name} has no model.onnx; requests for it are forwarded");
+            eprintln!("classify-edge: {MODELS_ROOT}/{name} has no ONNX file; requests for it are forwarded");
         }
         let defaults = HandlerConfig::default();
         let env_number = |name: &str, default: usize| {
@@ -61,28 +73,49 @@ fn state() -> &'static EdgeState {
     })
 }
 
+/// A model that cannot serve: 503, and the reason on stderr once per instance.
+fn report_failure(message: &str) -> ApiError {
+    static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    if let Ok(mut reported) = REPORTED.lock()
+        && !reported.iter().any(|m| m == message)
+    {
+        eprintln!("classify-edge: {message}");
+        reported.push(message.to_owned());
+    }
+    ApiError::new(ErrorKind::Unavailable, message)
+}
+
 impl Backend for EdgeBackend {
-    fn models(&self) -> &[ServedModel] {
-        &self.models.served
+    fn models(&self) -> Vec<&ServedModel> {
+        self.models.loaded().map(|m| &m.served).collect()
+    }
+
+    fn model(&self, name: &str) -> Option<Result<(usize, &ServedModel), ApiError>> {
+        let (index, model) = self.models.find(name)?;
+        Some(
+            model
+                .load()
+                .map(|loaded| (index, &loaded.served))
+                .map_err(report_failure),
+        )
     }
 
     fn health(&self) -> Result<(), ApiError> {
-        if self.models.failures.is_empty() {
+        let failures = self.models.load_all();
+        if failures.is_empty() {
             return Ok(());
         }
-        Err(ApiError::new(
-            ErrorKind::Unavailable,
-            self.models.failures.join("; "),
-        ))
+        Err(report_failure(&failures.join("; ")))
     }
 
     async fn classify(&self, model: usize, job: InferenceJob) -> Result<Vec<Vec<f32>>, ApiError> {
-        let classifier = self
+        let loaded = self
             .models
-            .classifiers
             .get(model)
+            .and_then(|m| m.load().ok())
             .ok_or_else(|| ApiError::internal("no engine for this model"))?;
-        classifier
+        loaded
+            .classifier
             .run(&job.sequences)
             .map_err(|e| ApiError::internal(format!("inference failed: {e}")))
     }
@@ -100,10 +133,7 @@ impl Backend for EdgeBackend {
         let Some(base) = self.native_url.as_deref() else {
             return Vec::new();
         };
-        let request = Request::get(format!("{}/v1/models", base.trim_end_matches('/')))
-            .body(Vec::new())
-            .ok();
-        let Some(request) = request else {
+        let Ok(request) = Request::get("/v1/models").body(Vec::new()) else {
             return Vec::new();
         };
         match forward(base, &request).await {
@@ -148,24 +178,17 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
     let mut outgoing = Request::builder()
         .method(request.method().clone())
         .uri(&url)
-        .body(Full::new(Bytes::from(request.body().clone())))
+        .body(request.body().clone())
         .map_err(|e| upstream(ErrorKind::Upstream, &url, &e.to_string()))?;
     copy_end_to_end(request.headers(), outgoing.headers_mut());
-    let response = spin_sdk::http::send(outgoing).await.map_err(|code| {
-        let kind = match code {
-            ErrorCode::ConnectionTimeout
-            | ErrorCode::ConnectionReadTimeout
-            | ErrorCode::HttpResponseTimeout => ErrorKind::UpstreamTimeout,
-            _ => ErrorKind::Upstream,
-        };
-        upstream(kind, &url, &format!("{code:?}"))
-    })?;
-    let (parts, body) = response.into_parts();
-    let bytes = body
-        .bytes()
+    let response = transport::send(outgoing)
         .await
-        .map_err(|code| upstream(ErrorKind::Upstream, &url, &format!("{code:?}")))?;
-    let mut answer = Response::new(bytes.to_vec());
+        .map_err(|failure| match failure {
+            SendFailure::Timeout(reason) => upstream(ErrorKind::UpstreamTimeout, &url, &reason),
+            SendFailure::Other(reason) => upstream(ErrorKind::Upstream, &url, &reason),
+        })?;
+    let (parts, body) = response.into_parts();
+    let mut answer = Response::new(body);
     *answer.status_mut() = parts.status;
     copy_end_to_end(&parts.headers, answer.headers_mut());
     Ok(answer)
@@ -178,16 +201,16 @@ fn upstream(kind: ErrorKind, url: &str, reason: &str) -> ApiError {
     )
 }
 
-#[spin_sdk::http_service]
-async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
+/// The whole request, read under the body limit, through the protocol handler.
+async fn respond(parts: http::request::Parts, body: impl http_body::Body) -> Response<Vec<u8>> {
     let state = state();
-    let (parts, body) = request.into_parts();
-    let response = match read_limited(&parts.headers, body, state.config.max_body_bytes).await {
+    match classify_protocol::body::read_limited(&parts.headers, body, state.config.max_body_bytes)
+        .await
+    {
         Ok(bytes) => {
             let request = Request::from_parts(parts, bytes);
             classify_protocol::handle(&state.backend, &state.config, &request).await
         }
         Err(error) => error_response(&error),
-    };
-    response.map(|body| Full::new(Bytes::from(body)))
+    }
 }

@@ -1,7 +1,8 @@
 //! A wasi:http host for the edge component, built on wasmtime + wasmtime-wasi-http: what `spin up` or
-//! `wasmtime serve` would do, minus everything the component does not use. One instance is reused for
-//! many (concurrent) requests, the component is compiled once through wasmtime's compilation cache, the
-//! models directory is mounted read-only at `/models`, and `--native-url` becomes `NATIVE_URL`.
+//! `wasmtime serve` would do, minus everything the component does not use. It serves the `wasi-http-p3` and
+//! `wasi-http-p2` builds; an instance is reused for many (concurrent) requests, up to `max_instance_reuse`; the
+//! component is compiled once through wasmtime's compilation cache, the models directory is mounted read-only at
+//! `/models`, and `native_url` becomes `NATIVE_URL`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
+use wasmtime_wasi_http::p2::bindings::ProxyPre as ProxyPreP2;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -41,6 +43,9 @@ pub struct EdgeHostOptions {
     pub native_url: Option<String>,
     /// Where compiled components are cached; wasmtime's default cache directory when `None`.
     pub cache_dir: Option<PathBuf>,
+    /// Requests one instance answers before a fresh one replaces it; `None` reuses it for ever. `Some(1)` gives
+    /// every request a fresh instance, as Akamai Functions and wasi:http 0.2 hosts do.
+    pub max_instance_reuse: Option<usize>,
 }
 
 /// Per-instance store data.
@@ -78,6 +83,7 @@ struct HostState {
     pre: ProxyPre<GuestState>,
     models: PathBuf,
     native_url: Option<String>,
+    max_instance_reuse: Option<usize>,
 }
 
 impl HostState {
@@ -121,7 +127,9 @@ impl HandlerState for HostState {
             proxy,
             view: http_view,
             expiration: NeverExpires,
-            state: ReuseInstance,
+            state: ReuseInstance {
+                max_requests: self.max_instance_reuse,
+            },
         })
     }
 }
@@ -135,15 +143,21 @@ impl WorkerExpiration for NeverExpires {
     }
 }
 
-/// Every request goes to the live instance, concurrently, like Spin and `wasmtime serve` with reuse.
-pub struct ReuseInstance;
+/// Requests go to the live instance, concurrently, like Spin and `wasmtime serve` with reuse, until it has
+/// taken `max_requests`.
+pub struct ReuseInstance {
+    max_requests: Option<usize>,
+}
 
 impl WorkerState for ReuseInstance {
     type StoreData = GuestState;
     type RequestData = ();
 
-    fn should_accept_request(&self, _concurrent: usize, _total: usize) -> ShouldAccept {
-        ShouldAccept::Yes
+    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
+        match self.max_requests {
+            Some(max) if total >= max => ShouldAccept::Never,
+            _ => ShouldAccept::Yes,
+        }
     }
 
     fn on_request_start(
@@ -184,8 +198,20 @@ impl EdgeHost {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        let pre = ProxyPre::P3(ServicePre::new(linker.instantiate_pre(&component)?)?);
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| anyhow::anyhow!("{}: {e:#}", options.component.display()))?;
+        let pre = match ServicePre::new(instance_pre.clone()) {
+            Ok(p3) => ProxyPre::P3(p3),
+            Err(p3_error) => ProxyPre::P2(ProxyPreP2::new(instance_pre).map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: exports neither wasi:http/handler@0.3.0 nor wasi:http/incoming-handler@0.2 ({p3_error:#})",
+                    options.component.display()
+                )
+            })?),
+        };
         let models = options
             .models
             .canonicalize()
@@ -195,6 +221,7 @@ impl EdgeHost {
             pre,
             models,
             native_url: options.native_url.clone(),
+            max_instance_reuse: options.max_instance_reuse,
         };
         Ok(EdgeHost {
             handler: ProxyHandler::new(state),

@@ -1,0 +1,108 @@
+//! edge-host: serves the classify edge component over HTTP without Spin, and pre-initializes it.
+//!
+//! edge-host serve --component PATH.wasm --models DIR [--listen ADDR] [--native-url URL]
+//! edge-host snapshot --component PATH.wasm --models DIR --output OUT.wasm
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use classify_edge_host::{EdgeHost, EdgeHostOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "edge-host",
+    about = "Serve the classify edge component on a wasi:http host (wasmtime), or pre-initialize it"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the component (a wasi-http-p3 or wasi-http-p2 build, pre-initialized or not).
+    Serve(ServeArgs),
+    /// Write a copy of the component with every model under --models already loaded (wasmtime-wizer).
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The component to serve (target/wasm32-wasip2/release/classify_edge.wasm).
+    #[arg(long, env = "EDGE_COMPONENT")]
+    component: PathBuf,
+    /// Directory of models, mounted read-only at /models.
+    #[arg(long, env = "EDGE_MODELS")]
+    models: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// The native server for models not mounted here (the component's NATIVE_URL).
+    #[arg(long, env = "NATIVE_URL")]
+    native_url: Option<String>,
+    /// Compilation cache directory (default: wasmtime's).
+    #[arg(long, env = "EDGE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Requests an instance answers before a fresh one replaces it (default: reuse for ever; 1 gives every
+    /// request a fresh instance, like Akamai Functions).
+    #[arg(long, env = "EDGE_MAX_INSTANCE_REUSE", value_parser = clap::value_parser!(u64).range(1..))]
+    max_instance_reuse: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// The component to pre-initialize.
+    #[arg(long)]
+    component: PathBuf,
+    /// The models to load into it: the directory that will be mounted at /models when it runs.
+    #[arg(long)]
+    models: PathBuf,
+    /// Where to write the pre-initialized component.
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Snapshot(args) => {
+            let report =
+                classify_edge_host::snapshot(&args.component, &args.models, &args.output).await?;
+            eprintln!(
+                "edge-host: wrote {} ({} bytes, from {} bytes) in {:.2}s",
+                args.output.display(),
+                report.output_bytes,
+                report.input_bytes,
+                report.seconds
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let options = EdgeHostOptions {
+        component: args.component,
+        models: args.models,
+        native_url: args.native_url,
+        cache_dir: args.cache_dir,
+        max_instance_reuse: args
+            .max_instance_reuse
+            .and_then(|n| usize::try_from(n).ok()),
+    };
+    let started = std::time::Instant::now();
+    let host = EdgeHost::new(&options)?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    eprintln!(
+        "edge-host: listening on http://{} (component ready in {:.2}s)",
+        listener.local_addr()?,
+        started.elapsed().as_secs_f64()
+    );
+    host.serve(listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Ok(())
+}

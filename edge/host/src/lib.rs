@@ -1,0 +1,8 @@
+//! `edge-host`: serves the classify edge component on wasmtime ([`EdgeHost`]) and pre-initializes it with its
+//! models loaded ([`snapshot`]).
+
+mod host;
+mod snapshot;
+
+pub use host::{EdgeHost, EdgeHostOptions};
+pub use snapshot::{SnapshotReport, snapshot};

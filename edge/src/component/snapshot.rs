@@ -1,0 +1,53 @@
+//! Pre-initialization: `wizer-initialize` loads every mounted model so that `edge-host snapshot` (wasmtime-wizer)
+//! can save the component with the models already in its memory. A fresh instance of the snapshot answers its
+//! first request without loading anything, as long as the files mounted at run time are the ones the snapshot was
+//! taken from (same fingerprint); otherwise the snapshot's models are ignored and models load on first use.
+//!
+//! The snapshot must not hold host state: nothing here prints, reads the environment or keeps a file open, and
+//! wasi-libc's table of preopened directories is reset so the new instance asks its own host for them.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use crate::registry::{EdgeModels, Fingerprint};
+
+/// Models loaded by `wizer-initialize`, when this instance comes from a snapshot.
+static PRELOADED: OnceLock<EdgeModels> = OnceLock::new();
+
+mod bindings {
+    wit_bindgen::generate!({
+        inline: "package classify:edge; world preinit { export wizer-initialize: func(); }",
+    });
+}
+
+struct Preinit;
+
+impl bindings::Guest for Preinit {
+    fn wizer_initialize() {
+        let models = EdgeModels::scan(Path::new(super::MODELS_ROOT));
+        // Failures are kept with their model and reported when a request or /health asks for it.
+        let _failures = models.load_all();
+        let _ = PRELOADED.set(models);
+        unsafe extern "C" {
+            fn __wasilibc_reset_preopens();
+        }
+        // SAFETY: no file or directory opened through wasi-libc is still open here (every load has returned).
+        unsafe { __wasilibc_reset_preopens() };
+    }
+}
+
+bindings::export!(Preinit with_types_in bindings);
+
+/// The models this instance serves: the snapshot's when they match what is mounted, else a fresh scan.
+pub(super) fn mounted_models(root: &Path) -> &'static EdgeModels {
+    if let Some(preloaded) = PRELOADED.get() {
+        if *preloaded.fingerprint() == Fingerprint::read(root) {
+            return preloaded;
+        }
+        eprintln!(
+            "classify-edge: the files under {} differ from the pre-initialized snapshot's; loading them at run time",
+            root.display()
+        );
+    }
+    Box::leak(Box::new(EdgeModels::scan(root)))
+}
