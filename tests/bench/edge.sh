@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Edge benchmark: the component in edge-host (first request on a new instance, then warm) next to the same ONNX
-# model run natively with tract and with onnxruntime (one thread), on a MiniLM-L6-shaped random BERT.
+# Edge benchmark, one run: a MiniLM-L6-shaped random BERT (mounted with the four BERT fixtures, so several models
+# are mounted) run natively with tract and with onnxruntime (one thread), then the component in edge-host and under
+# Spin (when ../shared/tools/spin or SPIN is there), as built and pre-initialized, warm and on fresh instances.
 #   PYTHON=/path/to/venv/python tests/bench/edge.sh      (the venv of tests/fixtures/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-python3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$PYTHON" tests/fixtures/generate.py --bench-model "$work/minilm" > /dev/null 2>&1
+mkdir "$work/models"
+"$PYTHON" tests/fixtures/generate.py --bench-model "$work/models/minilm" > /dev/null 2>&1
+for model in bert-3label bert-multilabel bert-score bert-sentiment; do
+  ln -s "$PWD/tests/fixtures/models/$model" "$work/models/$model"
+done
 cargo build --release -p classify-edge --target wasm32-wasip2 --quiet
+cp target/wasm32-wasip2/release/classify_edge.wasm "$work/classify_edge-p3-rc.wasm"
+cargo build --release -p classify-edge --target wasm32-wasip2 --no-default-features --features wasi-http-p3 --quiet
+cp target/wasm32-wasip2/release/classify_edge.wasm "$work/classify_edge-p3.wasm"
 cargo build --release -p classify-tests --bin bench-edge --quiet
-"$PYTHON" tests/bench/onnxruntime_latency.py "$work/minilm"
-target/release/bench-edge --component target/wasm32-wasip2/release/classify_edge.wasm --models "$work"
+"$PYTHON" tests/bench/onnxruntime_latency.py "$work/models/minilm"
+target/release/bench-edge --models "$work/models" --model minilm \
+  --component "$work/classify_edge-p3.wasm" --spin-component "$work/classify_edge-p3-rc.wasm" "$@"

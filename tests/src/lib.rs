@@ -6,6 +6,7 @@ pub mod bench;
 pub mod client;
 pub mod conformance;
 pub mod edge;
+pub mod edge_checks;
 pub mod fixtures;
 pub mod native;
 pub mod server_thread;

@@ -65,8 +65,10 @@ impl SpinServer {
         extra_args: &[&str],
     ) -> anyhow::Result<SpinServer> {
         let dir = TempDir::new("classify-spin")?;
+        // Spin mounts only files inside the application's directory: the models get there through a link.
+        std::os::unix::fs::symlink(models.canonicalize()?, dir.0.join("models"))?;
         let manifest = dir.0.join("spin.toml");
-        std::fs::write(&manifest, manifest_for(component, models, native_url)?)?;
+        std::fs::write(&manifest, manifest_for(component, native_url)?)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -89,7 +91,7 @@ impl SpinServer {
             .current_dir(&dir.0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(dir.0.join("spin.stderr"))?);
         let child = command.spawn()?;
         let mut server = SpinServer {
             base_url: format!("http://{listen}"),
@@ -138,12 +140,8 @@ impl Drop for SpinServer {
     }
 }
 
-/// The repo's spin.toml with the test's component, models and native server.
-fn manifest_for(
-    component: &Path,
-    models: &Path,
-    native_url: Option<&str>,
-) -> anyhow::Result<String> {
+/// The repo's spin.toml with the test's component, the `models` link beside it and the native server.
+fn manifest_for(component: &Path, native_url: Option<&str>) -> anyhow::Result<String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
     let mut manifest: toml::Table = std::fs::read_to_string(&repo)?.parse()?;
     let component_table = manifest
@@ -151,12 +149,10 @@ fn manifest_for(
         .and_then(|c| c.get_mut("classify-edge"))
         .and_then(toml::Value::as_table_mut)
         .ok_or_else(|| anyhow::anyhow!("spin.toml has no [component.classify-edge]"))?;
-    let path = |p: &Path| -> anyhow::Result<toml::Value> {
-        Ok(toml::Value::String(p.canonicalize()?.display().to_string()))
-    };
-    component_table.insert("source".into(), path(component)?);
+    let source = component.canonicalize()?.display().to_string();
+    component_table.insert("source".into(), source.into());
     let mut mount = toml::Table::new();
-    mount.insert("source".into(), path(models)?);
+    mount.insert("source".into(), "models".into());
     mount.insert("destination".into(), "/models".into());
     component_table.insert("files".into(), toml::Value::Array(vec![mount.into()]));
     let mut environment = toml::Table::new();

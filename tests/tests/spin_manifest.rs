@@ -74,6 +74,13 @@ fn is_kebab_id(id: &str) -> bool {
         })
 }
 
+/// The word after `name` in a command line.
+fn flag<'a>(command: &'a str, name: &str) -> Option<&'a str> {
+    let mut words = command.split_whitespace();
+    words.find(|w| *w == name)?;
+    words.next()
+}
+
 #[test]
 fn spin_toml_is_a_valid_v2_manifest_for_the_built_component() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -106,23 +113,30 @@ fn spin_toml_is_a_valid_v2_manifest_for_the_built_component() {
             .is_none_or(|d| !d.is_empty())
     );
 
-    // The source is what the build command produces.
-    assert_eq!(
-        component.source,
-        "target/wasm32-wasip2/release/classify_edge.wasm"
-    );
+    // The build command builds the component and pre-initializes it with the mounted models into the source.
     let command = &component.build.command;
     for part in [
-        "cargo build",
-        "-p classify-edge",
-        "--target wasm32-wasip2",
-        "--release",
+        "cargo build -p classify-edge --target wasm32-wasip2 --release",
+        "-p classify-edge-host -- snapshot --component target/wasm32-wasip2/release/classify_edge.wasm",
     ] {
         assert!(
             command.contains(part),
             "build command `{command}` lacks `{part}`"
         );
     }
+    assert_eq!(flag(command, "--output"), Some(component.source.as_str()));
+    let mounted: Vec<&str> = component
+        .files
+        .iter()
+        .filter_map(|mount| match mount {
+            FileMount::Mapped { source, .. } => Some(source.as_str()),
+            FileMount::Glob(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        mounted,
+        flag(command, "--models").into_iter().collect::<Vec<_>>()
+    );
     assert!(component.build.workdir.is_none());
     assert!(
         component

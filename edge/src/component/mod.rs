@@ -181,6 +181,11 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
         .body(request.body().clone())
         .map_err(|e| upstream(ErrorKind::Upstream, &url, &e.to_string()))?;
     copy_end_to_end(request.headers(), outgoing.headers_mut());
+    // The body is whole: say its length, or Spin 4.0 sends it chunked without saying so and the server reads
+    // an empty body followed by garbage.
+    outgoing
+        .headers_mut()
+        .insert(http::header::CONTENT_LENGTH, request.body().len().into());
     let response = transport::send(outgoing)
         .await
         .map_err(|failure| match failure {

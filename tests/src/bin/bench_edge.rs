@@ -1,7 +1,8 @@
-//! Edge latency benchmark (run by tests/bench/edge.sh): the component in edge-host — compile, first request on a
-//! new instance, warm requests — next to the same ONNX model run natively with tract. Loopback only, bounded.
+//! Edge latency benchmark (run by tests/bench/edge.sh): the same ONNX model run natively with tract, then the
+//! component in edge-host and under Spin, as built and pre-initialized (snapshot), on a reused instance (warm
+//! latency, short and 128 tokens) and on a fresh instance per request. Loopback only, bounded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -10,19 +11,29 @@ use classify_edge_host::{EdgeHost, EdgeHostOptions};
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
+use classify_tests::spin::{SpinServer, spin_binary};
 use serde_json::json;
 
 #[derive(Parser)]
 struct Options {
-    /// The component (.wasm).
+    /// The wasi-http-p3 build (for edge-host).
     #[arg(long)]
     component: PathBuf,
-    /// Directory holding one ONNX model directory.
+    /// The wasi-http-p3-rc build (for Spin); Spin is skipped without it or without a Spin binary.
+    #[arg(long)]
+    spin_component: Option<PathBuf>,
+    /// Directory of model directories, all mounted.
     #[arg(long)]
     models: PathBuf,
-    /// Timed runs per measurement.
+    /// The model timed (default: the first with an ONNX file).
+    #[arg(long)]
+    model: Option<String>,
+    /// Timed runs per warm measurement.
     #[arg(long, default_value_t = 200)]
     iterations: usize,
+    /// Timed requests per fresh-instance measurement.
+    #[arg(long, default_value_t = 30)]
+    fresh_iterations: usize,
 }
 
 const SHORT: &str = "ok";
@@ -67,12 +78,16 @@ fn main() -> anyhow::Result<()> {
     let models = EdgeModels::scan(&options.models);
     let failures = models.load_all();
     anyhow::ensure!(failures.is_empty(), "{failures:?}");
-    let Some(loaded) = models.loaded().next() else {
-        anyhow::bail!("no ONNX model under {}", options.models.display());
+    let loaded = match &options.model {
+        Some(name) => models.loaded().find(|m| m.served.name == *name),
+        None => models.loaded().next(),
+    };
+    let Some(loaded) = loaded else {
+        anyhow::bail!("no such ONNX model under {}", options.models.display());
     };
     let (served, classifier) = (&loaded.served, &loaded.classifier);
     println!(
-        "native tract: load + optimize {:.3} s",
+        "native tract: load + optimize every mounted model {:.3} s",
         started.elapsed().as_secs_f64()
     );
     let long = long_text();
@@ -106,33 +121,119 @@ fn main() -> anyhow::Result<()> {
         "edge-host: compile component, cold cache {:.2} s",
         started.elapsed().as_secs_f64()
     );
-    let started = Instant::now();
-    let host = EdgeHost::new(&host_options)?;
-    println!(
-        "edge-host: load component, warm cache {:.2} s",
-        started.elapsed().as_secs_f64()
-    );
-    let server = EdgeServer::serve(host)?;
-    let client = Client::new(&server.base_url);
+    let snapshot = |component: &Path| -> anyhow::Result<PathBuf> {
+        let output = cache.join(format!(
+            "{}-snapshot.wasm",
+            component
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("component")
+        ));
+        let runtime = tokio::runtime::Runtime::new()?;
+        let report = runtime.block_on(classify_edge_host::snapshot(
+            component,
+            &options.models,
+            &output,
+        ))?;
+        println!(
+            "snapshot of {}: {:.1} MiB -> {:.1} MiB ({:.1} MiB of loaded models and heap) in {:.1} s",
+            component.display(),
+            mib(report.input_bytes),
+            mib(report.output_bytes),
+            mib(report.output_bytes.saturating_sub(report.input_bytes)),
+            report.seconds
+        );
+        Ok(output)
+    };
     let model = served.name.clone();
-    let started = Instant::now();
-    client.classify(&json!({"model": model, "input": SHORT}));
-    println!(
-        "edge-host: first request on a new instance (instantiate, load, optimize, run) {:.3} s",
-        started.elapsed().as_secs_f64()
-    );
-    for (name, text, limit) in &inputs {
-        let body = json!({"model": model, "input": text, "truncate_prompt_tokens": limit});
-        let tokens = client.classify(&body)["usage"]["prompt_tokens"]
-            .as_u64()
-            .unwrap_or(0) as usize;
-        let times = time(options.iterations, || {
-            client.classify(&body);
-        });
-        report(&format!("edge component over HTTP {name}"), tokens, times);
+    let p3_snapshot = snapshot(&options.component)?;
+    for (label, component) in [("", &options.component), (" snapshot", &p3_snapshot)] {
+        for reuse in [None, Some(1)] {
+            let host = EdgeHost::new(&EdgeHostOptions {
+                component: component.clone(),
+                max_instance_reuse: reuse,
+                ..host_options.clone()
+            })?;
+            let server = EdgeServer::serve(host)?;
+            let what = format!("edge-host{label}");
+            measure(&options, &what, &server.base_url, &model, &inputs, reuse);
+        }
+    }
+    match (&options.spin_component, spin_binary()) {
+        (Some(component), Ok(spin)) => {
+            let rc_snapshot = snapshot(component)?;
+            for (label, component) in [("", component), (" snapshot", &rc_snapshot)] {
+                for reuse in [None, Some(1)] {
+                    let count = reuse.map(|n: usize| n.to_string());
+                    let extra: Vec<&str> = match &count {
+                        Some(n) => vec!["--max-instance-reuse-count", n],
+                        None => vec![],
+                    };
+                    let server =
+                        SpinServer::start(&spin, component, &options.models, None, &extra)?;
+                    let what = format!("spin {}{label}", spin_version(&spin));
+                    measure(&options, &what, &server.base_url, &model, &inputs, reuse);
+                }
+            }
+        }
+        (None, _) => println!("spin: skipped (no --spin-component)"),
+        (_, Err(reason)) => println!("spin: skipped ({reason})"),
     }
     let _ = std::fs::remove_dir_all(cache);
     Ok(())
+}
+
+/// Warm latency at both lengths when instances are reused; the first request and per-request latency on fresh
+/// instances otherwise.
+fn measure(
+    options: &Options,
+    what: &str,
+    base_url: &str,
+    model: &str,
+    inputs: &[(&str, String, Option<usize>)],
+    reuse: Option<usize>,
+) {
+    let client = Client::new(base_url);
+    let started = Instant::now();
+    client.classify(&json!({"model": model, "input": SHORT}));
+    let first = started.elapsed().as_secs_f64() * 1e3;
+    let Some(reuse) = reuse else {
+        println!("{what}, reused instance: first request {first:.1} ms");
+        for (name, text, limit) in inputs {
+            let body = json!({"model": model, "input": text, "truncate_prompt_tokens": limit});
+            let tokens = client.classify(&body)["usage"]["prompt_tokens"]
+                .as_u64()
+                .unwrap_or(0) as usize;
+            let times = time(options.iterations, || {
+                client.classify(&body);
+            });
+            report(&format!("{what} warm {name}"), tokens, times);
+        }
+        return;
+    };
+    let body = json!({"model": model, "input": SHORT});
+    let times = time(options.fresh_iterations, || {
+        client.classify(&body);
+    });
+    report(
+        &format!("{what} fresh instance (reuse {reuse}) short"),
+        3,
+        times,
+    );
+}
+
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn spin_version(spin: &Path) -> String {
+    std::process::Command::new(spin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {

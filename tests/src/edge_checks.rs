@@ -1,0 +1,122 @@
+//! Checks of a running edge deployment against the native server, shared by the edge-host and Spin tests: same
+//! answers, same tokens, and forwarding for models only the native server has.
+
+use serde_json::json;
+
+use crate::client::Client;
+use crate::conformance::{REFERENCE_TOLERANCE, assert_close, floats};
+use crate::fixtures::{BERT_MODELS, Fixture, models_dir};
+use crate::native::NativeServer;
+
+/// The native server with the BERT fixtures, the ones the edge holds as ONNX.
+pub fn native_with_bert_models() -> NativeServer {
+    let dirs: Vec<_> = BERT_MODELS.iter().map(|m| models_dir().join(m)).collect();
+    let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
+    NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
+}
+
+/// The native server with a decoder model, which the edge (holding its directory without ONNX) forwards.
+pub fn native_with_decoder() -> NativeServer {
+    let decoder = models_dir().join(FORWARDED_MODEL);
+    NativeServer::start(&[decoder.as_path()], &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
+}
+
+pub const FORWARDED_MODEL: &str = "qwen3-2label";
+
+/// Same labels, probabilities within the reference tolerance and the same usage, for every BERT fixture.
+pub fn same_answers_as_native(native: &Client, edge: &Client) {
+    for name in BERT_MODELS {
+        let fixture = Fixture::load(name);
+        let texts = fixture.texts();
+        for request in [
+            json!({"model": name, "input": texts}),
+            json!({"model": name, "input": texts[0], "use_activation": false}),
+            json!({"model": name, "input": fixture.reference.long_text.text, "truncate_prompt_tokens": 7}),
+            json!({"model": name, "input": [fixture.reference.inputs[1].ids, [2, 3]]}),
+        ] {
+            let (a, b) = (native.classify(&request), edge.classify(&request));
+            assert_eq!(a["usage"], b["usage"], "{name}: {request}");
+            let (a, b) = (
+                a["data"].as_array().cloned().unwrap_or_default(),
+                b["data"].as_array().cloned().unwrap_or_default(),
+            );
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x["label"], y["label"], "{name}: {request}");
+                assert_close(
+                    &floats(&x["probs"]),
+                    &floats(&y["probs"]),
+                    REFERENCE_TOLERANCE,
+                    name,
+                );
+            }
+        }
+    }
+}
+
+/// The wasm build of the tokenizers gives the native build's tokens on hard text.
+pub fn same_tokens_as_native(native: &Client, edge: &Client) {
+    let long = "Ünïcödé façade, naïve café. ".repeat(40);
+    let corpus = [
+        "Café déjà vu: a naïve résumé on the façade of the old hotel.",
+        "Emoji 😀🎉👍🏽 and flags 🇫🇷, joiners 👩‍👩‍👧",
+        "中文文本，日本語のテキスト，한국어 텍스트",
+        "Mixed: don't stop—it's 3.14 × 2 ≈ 6.28!",
+        "\tTabs\nnewlines\r\n and   spaces  ",
+        "ÀÉÎÕÜ ñ ç ß ø å œ",
+        &long,
+    ];
+    for name in BERT_MODELS {
+        for text in corpus {
+            for add_special_tokens in [true, false] {
+                let request = json!({"model": name, "prompt": text, "add_special_tokens": add_special_tokens});
+                let (a, b) = (
+                    native.post("/tokenize", &request).json(),
+                    edge.post("/tokenize", &request).json(),
+                );
+                assert_eq!(a, b, "{name}: {text:?}");
+                assert!(a["count"].as_u64().is_some_and(|n| n > 0), "{a}");
+            }
+        }
+    }
+}
+
+/// `edge` forwards [`FORWARDED_MODEL`] to `native` (its NATIVE_URL); once `native` is stopped, 502 for it while
+/// local models keep serving.
+pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
+    let native_url = native.base_url.clone();
+    let request =
+        json!({"model": FORWARDED_MODEL, "input": ["I loved this movie", "ok"], "rid": "fwd"});
+    let direct = Client::new(&native_url).classify(&request);
+    let forwarded = edge.classify(&request);
+    assert_eq!(forwarded["id"], "classify-fwd");
+    assert_eq!(forwarded["data"], direct["data"]);
+    let tokens = edge.post(
+        "/tokenize",
+        &json!({"model": FORWARDED_MODEL, "prompt": "ok"}),
+    );
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    let bad = edge.post(
+        "/v1/classify",
+        &json!({"model": FORWARDED_MODEL, "input": ""}),
+    );
+    bad.expect_error(400, "invalid_request_error");
+    let models = edge.get("/v1/models").json();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        ids.contains(&"bert-sentiment") && ids.contains(&FORWARDED_MODEL),
+        "{ids:?}"
+    );
+
+    drop(native);
+    let reply = edge.post("/v1/classify", &request);
+    let message = reply.expect_error(502, "upstream_error");
+    assert!(message.contains(&native_url), "{message}");
+    let local = edge.classify(&json!({"model": "bert-sentiment", "input": "still here"}));
+    assert_eq!(local["data"].as_array().map(Vec::len), Some(1));
+    let models = edge.get("/v1/models");
+    assert_eq!(models.status, 200);
+}

@@ -1,0 +1,102 @@
+//! The edge component under real Spin, as users run it: the repo's spin.toml (a generated copy that mounts the
+//! test models) with `spin up`. The conformance suite, parity with the native server and forwarding run on the
+//! default build under Spin 4.0.2; the pre-initialized snapshot on a fresh instance per request, the p2 build
+//! under Spin 4.0.2 and the wasi:http 0.3.0 final build under Spin 4.1 answer like the native server. Without a
+//! Spin binary (see classify_tests::spin) every test here says so and passes.
+
+use std::sync::OnceLock;
+
+use classify_tests::client::Client;
+use classify_tests::edge::{Build, component, snapshot};
+use classify_tests::edge_checks::{
+    forwards_models_it_does_not_hold, native_with_bert_models, native_with_decoder,
+    same_answers_as_native, same_tokens_as_native,
+};
+use classify_tests::fixtures::{BERT_MODELS, models_dir};
+use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
+
+/// `spin up` (Spin 4.0.2) of the default build with every fixture mounted, shared by the conformance cases.
+fn client() -> Option<Client> {
+    static SERVER: OnceLock<Result<SpinServer, String>> = OnceLock::new();
+    let server = SERVER.get_or_init(|| {
+        let spin = spin_binary()?;
+        let component = component(Build::P3Rc).map_err(|e| format!("{e:#}"))?;
+        SpinServer::start(&spin, &component, &models_dir(), None, &[]).map_err(|e| format!("{e:#}"))
+    });
+    match server {
+        Ok(server) => Some(Client::new(&server.base_url)),
+        Err(reason) if reason.starts_with("no Spin binary") => {
+            skip(reason);
+            None
+        }
+        Err(reason) => panic!("spin up: {reason}"),
+    }
+}
+
+classify_tests::conformance_tests!(client, BERT_MODELS);
+
+#[test]
+fn spin_and_native_give_the_same_answers_and_tokens() {
+    let Some(edge) = client() else { return };
+    let native = native_with_bert_models();
+    let native = Client::new(&native.base_url);
+    same_answers_as_native(&native, &edge);
+    same_tokens_as_native(&native, &edge);
+}
+
+/// Serves `component` under `spin` (a binary, or the reason there is none) and runs the parity check on it.
+fn answers_like_native(
+    spin: Result<std::path::PathBuf, String>,
+    component: anyhow::Result<std::path::PathBuf>,
+    extra_args: &[&str],
+) {
+    let spin = match spin {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let component = component.unwrap_or_else(|e| panic!("{e:#}"));
+    let edge = SpinServer::start(&spin, &component, &models_dir(), None, extra_args)
+        .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    let edge = Client::new(&edge.base_url);
+    assert_eq!(edge.get("/health").json()["status"], "ok");
+    let native = native_with_bert_models();
+    same_answers_as_native(&Client::new(&native.base_url), &edge);
+}
+
+#[test]
+fn spin_forwards_models_it_does_not_hold() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let native = native_with_decoder();
+    let component = component(Build::P3Rc).unwrap_or_else(|e| panic!("{e:#}"));
+    let edge = SpinServer::start(
+        &spin,
+        &component,
+        &models_dir(),
+        Some(&native.base_url),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    forwards_models_it_does_not_hold(&Client::new(&edge.base_url), native);
+}
+
+#[test]
+fn a_snapshot_answers_under_spin_on_fresh_instances() {
+    answers_like_native(
+        spin_binary(),
+        snapshot(Build::P3Rc, &models_dir()),
+        &["--max-instance-reuse-count", "1"],
+    );
+}
+
+#[test]
+fn the_p2_build_answers_under_spin() {
+    answers_like_native(spin_binary(), component(Build::P2), &[]);
+}
+
+#[test]
+fn the_final_p3_build_answers_under_spin_4_1() {
+    answers_like_native(spin_4_1_binary(), component(Build::P3), &[]);
+}
