@@ -200,9 +200,15 @@ impl EdgeHost {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| anyhow::anyhow!("{}: {e:#}", options.component.display()))?;
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+            let error = format!("{e:#}");
+            let hint = if error.contains("@0.3.0-rc") {
+                " (this is the wasi-http-p3-rc build, for Spin; edge-host serves the wasi-http-p3 and wasi-http-p2 builds)"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{}: {error}{hint}", options.component.display())
+        })?;
         let pre = match ServicePre::new(instance_pre.clone()) {
             Ok(p3) => ProxyPre::P3(p3),
             Err(p3_error) => ProxyPre::P2(ProxyPreP2::new(instance_pre).map_err(|_| {
