@@ -60,6 +60,9 @@ pub async fn snapshot(
             table: ResourceTable::new(),
         },
     );
+    // Wizer reads the guest's whole linear memory in one call; with a MiniLM-size model loaded that is more than
+    // the 128 MiB a guest may hand the host by default.
+    store.set_hostcall_fuel(usize::MAX);
     // The component-level export of `wizer-initialize` stays, so its core function must stay too (calling it
     // again only finds the models loaded).
     let (snapshot, _) = Wizer::new()
