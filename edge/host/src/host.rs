@@ -55,6 +55,17 @@ pub struct GuestState {
     table: ResourceTable,
 }
 
+impl GuestState {
+    /// Store data around `wasi`, for serving and for pre-initializing.
+    pub(crate) fn new(wasi: WasiCtx) -> GuestState {
+        GuestState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -103,12 +114,7 @@ impl HostState {
                 wasi.env(name, value);
             }
         }
-        let state = GuestState {
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-        };
-        Ok(Store::new(&self.engine, state))
+        Ok(Store::new(&self.engine, GuestState::new(wasi.build())))
     }
 }
 

@@ -8,9 +8,11 @@ use std::time::Instant;
 use anyhow::Context as _;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
+use wasmtime::component::{Component, Linker, ResourceType};
 use wasmtime::{Config, Engine, Store};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx};
+
+use crate::host::GuestState;
 use wasmtime_wizer::Wizer;
 
 /// Sizes and time of one pre-initialization.
@@ -19,20 +21,6 @@ pub struct SnapshotReport {
     pub input_bytes: usize,
     pub output_bytes: usize,
     pub seconds: f64,
-}
-
-struct InitState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for InitState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// Writes to `output` the component at `component` with every model under `models` loaded.
@@ -53,13 +41,7 @@ pub async fn snapshot(
     let mut wasi = WasiCtx::builder();
     wasi.preopened_dir(models, "/models", FsPerms::ReadOnly)
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", models.display()))?;
-    let mut store = Store::new(
-        &engine,
-        InitState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-        },
-    );
+    let mut store = Store::new(&engine, GuestState::new(wasi.build()));
     // Wizer reads the guest's whole linear memory in one call; with a MiniLM-size model loaded that is more than
     // the 128 MiB a guest may hand the host by default.
     store.set_hostcall_fuel(usize::MAX);
