@@ -312,6 +312,14 @@ mod tests {
     }
 
     impl SequenceClassifier for Recorder {
+        fn shape(&self) -> classify_protocol::ModelShape {
+            classify_protocol::ModelShape {
+                num_classes: 2,
+                max_positions: 64,
+                vocab_size: 1000,
+            }
+        }
+
         fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
             self.calls.fetch_add(1, AtomicOrdering::SeqCst);
             std::thread::sleep(self.delay);

@@ -5,12 +5,12 @@ use serde_json::json;
 
 use crate::client::Client;
 use crate::conformance::{REFERENCE_TOLERANCE, assert_close, floats};
-use crate::fixtures::{BERT_MODELS, Fixture, models_dir};
+use crate::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 use crate::native::NativeServer;
 
-/// The native server with the BERT fixtures, the ones the edge holds as ONNX.
-pub fn native_with_bert_models() -> NativeServer {
-    let dirs: Vec<_> = BERT_MODELS.iter().map(|m| models_dir().join(m)).collect();
+/// The native server with the encoder fixtures, the ones the edge holds as ONNX.
+pub fn native_with_encoders() -> NativeServer {
+    let dirs: Vec<_> = ENCODER_MODELS.iter().map(|m| models_dir().join(m)).collect();
     let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
     NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
 }
@@ -23,9 +23,9 @@ pub fn native_with_decoder() -> NativeServer {
 
 pub const FORWARDED_MODEL: &str = "qwen3-2label";
 
-/// Same labels, probabilities within the reference tolerance and the same usage, for every BERT fixture.
+/// Same labels, probabilities within the reference tolerance and the same usage, for every encoder fixture.
 pub fn same_answers_as_native(native: &Client, edge: &Client) {
-    for name in BERT_MODELS {
+    for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         let texts = fixture.texts();
         for request in [
@@ -66,7 +66,7 @@ pub fn same_tokens_as_native(native: &Client, edge: &Client) {
         "ÀÉÎÕÜ ñ ç ß ø å œ",
         &long,
     ];
-    for name in BERT_MODELS {
+    for name in ENCODER_MODELS {
         for text in corpus {
             for add_special_tokens in [true, false] {
                 let request = json!({"model": name, "prompt": text, "add_special_tokens": add_special_tokens});

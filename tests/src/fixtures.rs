@@ -4,12 +4,20 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The BERT-family checkpoints (each also exported to ONNX for the edge).
-pub const BERT_MODELS: &[&str] = &[
+/// The encoder checkpoints, one or more per family, each also exported to ONNX for the edge.
+pub const ENCODER_MODELS: &[&str] = &[
     "bert-sentiment",
     "bert-3label",
     "bert-score",
     "bert-multilabel",
+    "distilbert-2label",
+    "electra-3label",
+    "roberta-3label",
+    "xlm-roberta-2label",
+    "deberta-v3-3label",
+    "deberta-v2-2label",
+    "modernbert-2label",
+    "modernbert-mean-3label",
 ];
 
 /// Decoder sequence classifiers (native only), including a bf16 checkpoint and a one-label score head.

@@ -1,10 +1,10 @@
-//! The contract's conformance cases against the edge component (wasm, in edge-host), for every BERT checkpoint.
+//! The contract's conformance cases against the edge component (wasm, in edge-host), for every encoder checkpoint.
 
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
-use classify_tests::fixtures::{BERT_MODELS, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, models_dir};
 
 /// One component instance host for the whole test binary, with every fixture mounted and no native server.
 fn client() -> Client {
@@ -15,4 +15,4 @@ fn client() -> Client {
     Client::new(&server.base_url)
 }
 
-classify_tests::conformance_tests!(client, BERT_MODELS);
+classify_tests::conformance_tests!(client, ENCODER_MODELS);

@@ -2,7 +2,7 @@
 
 use classify_edge::registry::EdgeModels;
 use classify_tests::conformance::{REFERENCE_TOLERANCE, assert_close};
-use classify_tests::fixtures::{BERT_MODELS, Fixture, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 
 #[test]
 fn onnx_models_load_and_others_are_skipped() {
@@ -29,7 +29,7 @@ fn onnx_models_load_and_others_are_skipped() {
 #[test]
 fn padded_batches_match_the_reference() {
     let models = EdgeModels::scan(&models_dir());
-    for name in BERT_MODELS {
+    for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         let (_, model) = models.find(name).unwrap_or_else(|| panic!("{name}"));
         let classifier = &model.load().unwrap_or_else(|e| panic!("{e}")).classifier;

@@ -4,21 +4,21 @@
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, EdgeServer, component, snapshot};
 use classify_tests::edge_checks::{
-    forwards_models_it_does_not_hold, native_with_bert_models, native_with_decoder,
+    forwards_models_it_does_not_hold, native_with_encoders, native_with_decoder,
     same_answers_as_native, same_tokens_as_native,
 };
 use classify_tests::fixtures::models_dir;
 
 #[test]
 fn edge_and_native_give_the_same_answers() {
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let edge = EdgeServer::start(&models_dir(), None).unwrap_or_else(|e| panic!("edge: {e:#}"));
     same_answers_as_native(&Client::new(&native.base_url), &Client::new(&edge.base_url));
 }
 
 #[test]
 fn wasm_and_native_tokenizers_agree() {
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let edge = EdgeServer::start(&models_dir(), None).unwrap_or_else(|e| panic!("edge: {e:#}"));
     same_tokens_as_native(&Client::new(&native.base_url), &Client::new(&edge.base_url));
 }
@@ -33,7 +33,7 @@ fn edge_forwards_models_it_does_not_hold() {
 
 #[test]
 fn the_p2_build_answers_on_fresh_instances() {
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let component = component(Build::P2).unwrap_or_else(|e| panic!("{e:#}"));
     // wasi:http 0.2 hosts create an instance per request.
     let edge = EdgeServer::start_component(&component, &models_dir(), None, Some(1))
@@ -43,7 +43,7 @@ fn the_p2_build_answers_on_fresh_instances() {
 
 #[test]
 fn a_snapshot_answers_on_fresh_instances() {
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let component = snapshot(Build::P3, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
     let edge = EdgeServer::start_component(&component, &models_dir(), None, Some(1))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
@@ -73,7 +73,7 @@ fn a_snapshot_of_other_files_loads_the_mounted_ones() {
     let stale = snapshot(Build::P3, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     let component = stale.unwrap_or_else(|e| panic!("{e:#}"));
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let edge = EdgeServer::start_component(&component, &models_dir(), None, Some(1))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
     same_answers_as_native(&Client::new(&native.base_url), &Client::new(&edge.base_url));

@@ -1,14 +1,14 @@
-//! The contract's conformance cases against the native server, for every checkpoint (BERT, decoders, reward
+//! The contract's conformance cases against the native server, for every checkpoint (encoders, decoders, reward
 //! models).
 
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::fixtures::{BERT_MODELS, DECODER_MODELS, REWARD_MODELS, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, DECODER_MODELS, REWARD_MODELS, models_dir};
 use classify_tests::native::NativeServer;
 
 fn all_models() -> impl Iterator<Item = &'static &'static str> {
-    BERT_MODELS
+    ENCODER_MODELS
         .iter()
         .chain(DECODER_MODELS)
         .chain(REWARD_MODELS)

@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, component, snapshot};
 use classify_tests::edge_checks::{
-    forwards_models_it_does_not_hold, native_with_bert_models, native_with_decoder,
+    forwards_models_it_does_not_hold, native_with_encoders, native_with_decoder,
     same_answers_as_native, same_tokens_as_native,
 };
-use classify_tests::fixtures::{BERT_MODELS, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, models_dir};
 use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
 
 /// `spin up` (Spin 4.0.2) of the default build with every fixture mounted, shared by the conformance cases.
@@ -33,12 +33,12 @@ fn client() -> Option<Client> {
     }
 }
 
-classify_tests::conformance_tests!(client, BERT_MODELS);
+classify_tests::conformance_tests!(client, ENCODER_MODELS);
 
 #[test]
 fn spin_and_native_give_the_same_answers_and_tokens() {
     let Some(edge) = client() else { return };
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     let native = Client::new(&native.base_url);
     same_answers_as_native(&native, &edge);
     same_tokens_as_native(&native, &edge);
@@ -59,7 +59,7 @@ fn answers_like_native(
         .unwrap_or_else(|e| panic!("spin up: {e:#}"));
     let edge = Client::new(&edge.base_url);
     assert_eq!(edge.get("/health").json()["status"], "ok");
-    let native = native_with_bert_models();
+    let native = native_with_encoders();
     same_answers_as_native(&Client::new(&native.base_url), &edge);
 }
 

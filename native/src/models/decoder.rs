@@ -7,7 +7,7 @@ use classify_protocol::ModelShape;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::SequenceClassifier;
+use super::{Checkpoint, SequenceClassifier};
 use super::heads::{ClassifierHead, HeadKind};
 use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
 use super::rope::Rope;
@@ -373,10 +373,6 @@ impl DecoderClassifier {
         })
     }
 
-    pub fn shape(&self) -> ModelShape {
-        self.shape
-    }
-
     /// `[1, 1, len, len]` additive mask in `dtype`: causal, and within the sliding window when there is one.
     /// Every row keeps its diagonal, so -inf never fills a whole row.
     fn mask(&self, len: usize, window: Option<usize>, dtype: DType) -> candle_core::Result<Tensor> {
@@ -392,6 +388,10 @@ impl DecoderClassifier {
 }
 
 impl SequenceClassifier for DecoderClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
         let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
         // Right padding: with causal attention, real tokens never see the padding after them.
@@ -442,8 +442,24 @@ impl SequenceClassifier for DecoderClassifier {
     }
 }
 
+/// An architecture's decoder with `head`: what each decoder file's loader returns.
+pub fn load_classifier(
+    checkpoint: Checkpoint,
+    spec: anyhow::Result<DecoderSpec>,
+    head: HeadKind,
+) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    let spec = spec?;
+    let pad = pad_token_id(&spec.config);
+    Ok(Box::new(DecoderClassifier::load(
+        spec,
+        head,
+        pad,
+        checkpoint.vb,
+    )?))
+}
+
 /// The first pad id of config.json (an integer or a list), else 0: padding only fills positions after each input.
-pub fn pad_token_id(config: &DecoderConfig) -> u32 {
+fn pad_token_id(config: &DecoderConfig) -> u32 {
     match &config.pad_token_id {
         Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
         Some(Value::Array(ids)) => ids

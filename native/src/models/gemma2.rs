@@ -4,11 +4,13 @@
 
 use serde_json::Value;
 
-use super::decoder::DecoderSpec;
+use super::decoder::{DecoderSpec, load_classifier};
+use super::heads::HeadKind;
+use super::{Checkpoint, SequenceClassifier};
 use super::ops::Activation;
 
 /// The decoder options for this architecture, from config.json.
-pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
+fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let (spec, raw) = DecoderSpec::llama_layout(config_json)?;
     let config = &spec.config;
     let window = raw
@@ -43,4 +45,9 @@ pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
         sliding_window,
         ..spec
     })
+}
+
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    let spec = spec(checkpoint.config_json);
+    load_classifier(checkpoint, spec, HeadKind::Score)
 }

@@ -9,12 +9,26 @@ use std::path::PathBuf;
 use anyhow::{Context, ensure};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{Device, Tensor};
+use candle_nn::VarBuilder;
 use serde_json::Value;
 
-use super::decoder::{DecoderConfig, DecoderSpec};
+use super::decoder::{DecoderConfig, DecoderSpec, load_classifier};
+use super::heads::HeadKind;
+use super::{Checkpoint, SequenceClassifier};
+
+/// One reward from `v_head`; a num_labels/id2label left in config.json describes no head.
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    checkpoint.config.id2label = None;
+    checkpoint.config.num_labels = Some(1);
+    let spec = spec(checkpoint.config_json)?;
+    let tensors = llama_tensors(checkpoint.weights, &spec.config)?;
+    let placement = checkpoint.placement;
+    let vb = VarBuilder::from_tensors(tensors, placement.dtype, &placement.device);
+    load_classifier(Checkpoint { vb, ..checkpoint }, Ok(spec), HeadKind::Score)
+}
 
 /// The decoder options for this architecture, from config.json (`bias` puts biases on wqkv and wo).
-pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
+fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let (spec, raw) = DecoderSpec::llama_layout(config_json)?;
     let bias = raw.get("bias").and_then(Value::as_bool).unwrap_or(false);
     Ok(DecoderSpec {
@@ -26,7 +40,7 @@ pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
 
 /// Every tensor of the checkpoint (on the CPU, in its stored dtype) under the Llama name the decoder loads.
 /// `output.*` (the language-model head) is skipped.
-pub fn llama_tensors(
+fn llama_tensors(
     weights: &[PathBuf],
     config: &DecoderConfig,
 ) -> anyhow::Result<HashMap<String, Tensor>> {

@@ -1,44 +1,87 @@
 //! Sequence classifiers, one file per architecture, chosen by `architectures[0]` in config.json.
 
 mod bert;
+mod deberta_v2;
 mod decoder;
+mod distilbert;
+mod electra;
+mod encoder;
 mod gemma2;
 mod heads;
 mod internlm2;
 mod llama;
+mod modernbert;
 mod ops;
 mod qwen2;
 mod qwen3;
 mod rope;
+mod roberta;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use candle_nn::VarBuilder;
+use classify_protocol::config::ModelConfig;
 use classify_protocol::{ModelFiles, ModelShape, ServedModel};
 
 use crate::device::Placement;
-use decoder::DecoderClassifier;
-use heads::HeadKind;
 
 /// A model's forward pass over a batch of token-id sequences (any lengths; the model pads).
 pub trait SequenceClassifier: Send {
     /// Raw logits, one row per sequence, in f32.
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>>;
+
+    /// Classes, usable positions and vocabulary, as read from the weights.
+    fn shape(&self) -> ModelShape;
 }
 
-/// The architectures this server runs, by their `architectures[0]` name.
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
-    "BertForSequenceClassification",
-    "LlamaForSequenceClassification",
-    "Qwen2ForSequenceClassification",
-    "Qwen3ForSequenceClassification",
-    "Gemma2ForSequenceClassification",
-    "Qwen2ForRewardModel",
-    "LlamaForSequenceClassificationWithNormal_Weights",
-    "InternLM2ForRewardModel",
+/// What an architecture's loader reads: config.json (parsed for the protocol, and as bytes for the
+/// architecture's own config struct) and the weights. A loader may adjust `config`, e.g. a reward head that
+/// answers one score whatever labels config.json lists.
+pub struct Checkpoint<'a> {
+    pub config_json: &'a [u8],
+    pub config: &'a mut ModelConfig,
+    pub weights: &'a [PathBuf],
+    pub vb: VarBuilder<'a>,
+    pub placement: &'a Placement,
+}
+
+impl Checkpoint<'_> {
+    /// config.json as an architecture's config struct.
+    pub fn parse_config<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
+        serde_json::from_slice(self.config_json).context("config.json")
+    }
+}
+
+type Loader = fn(Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>>;
+
+/// Every architecture this server runs: its `architectures[0]` name and its loader. The startup error's list of
+/// supported names comes from here.
+pub const ARCHITECTURES: &[(&str, Loader)] = &[
+    ("BertForSequenceClassification", bert::load),
+    ("DistilBertForSequenceClassification", distilbert::load),
+    ("RobertaForSequenceClassification", roberta::load),
+    ("XLMRobertaForSequenceClassification", roberta::load),
+    ("ElectraForSequenceClassification", electra::load),
+    ("DebertaV2ForSequenceClassification", deberta_v2::load),
+    ("ModernBertForSequenceClassification", modernbert::load),
+    ("LlamaForSequenceClassification", llama::load),
+    ("Qwen2ForSequenceClassification", qwen2::load),
+    ("Qwen3ForSequenceClassification", qwen3::load),
+    ("Gemma2ForSequenceClassification", gemma2::load),
+    ("Qwen2ForRewardModel", qwen2::load_reward),
+    (
+        "LlamaForSequenceClassificationWithNormal_Weights",
+        llama::load_normal_weights,
+    ),
+    ("InternLM2ForRewardModel", internlm2::load),
 ];
+
+/// The names of [`ARCHITECTURES`].
+pub fn supported_architectures() -> impl Iterator<Item = &'static str> {
+    ARCHITECTURES.iter().map(|(name, _)| *name)
+}
 
 pub struct LoadedModel {
     pub served: ServedModel,
@@ -49,6 +92,16 @@ pub struct LoadedModel {
 pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<LoadedModel> {
     let mut files = ModelFiles::read(dir).map_err(anyhow::Error::msg)?;
     let architecture = files.config.architecture().unwrap_or_default().to_owned();
+    if architecture.is_empty() {
+        bail!("{}: config.json has no `architectures`", dir.display());
+    }
+    let Some((_, loader)) = ARCHITECTURES.iter().find(|(name, _)| *name == architecture) else {
+        bail!(
+            "{}: unsupported architecture `{architecture}`; supported: {}",
+            dir.display(),
+            supported_architectures().collect::<Vec<_>>().join(", ")
+        );
+    };
     let config_json = std::mem::take(&mut files.config_json);
     let weights = weight_files(dir)?;
     // SAFETY: the weight files are memory-mapped read-only; like every safetensors loader we rely on nobody
@@ -62,68 +115,20 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
         .filter_map(|p| p.file_name()?.to_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let cannot_load = || {
+    let classifier = loader(Checkpoint {
+        config_json: &config_json,
+        config: &mut files.config,
+        weights: &weights,
+        vb,
+        placement,
+    })
+    .with_context(|| {
         format!(
             "{}: cannot load {architecture} from {weight_names}",
             dir.display()
         )
-    };
-    let (classifier, shape): (Box<dyn SequenceClassifier>, ModelShape) = match architecture.as_str()
-    {
-        "BertForSequenceClassification" => {
-            let model = bert::BertClassifier::load(&config_json, &files.config, vb)
-                .with_context(cannot_load)?;
-            let shape = model.shape();
-            (Box::new(model), shape)
-        }
-        arch @ ("LlamaForSequenceClassification"
-        | "Qwen2ForSequenceClassification"
-        | "Qwen3ForSequenceClassification"
-        | "Gemma2ForSequenceClassification"
-        | "Qwen2ForRewardModel"
-        | "LlamaForSequenceClassificationWithNormal_Weights") => {
-            let (spec, head) = match arch {
-                "LlamaForSequenceClassification" => (llama::spec(&config_json), HeadKind::Score),
-                "Qwen2ForSequenceClassification" => (qwen2::spec(&config_json), HeadKind::Score),
-                "Qwen3ForSequenceClassification" => (qwen3::spec(&config_json), HeadKind::Score),
-                "Gemma2ForSequenceClassification" => (gemma2::spec(&config_json), HeadKind::Score),
-                "Qwen2ForRewardModel" => (qwen2::spec(&config_json), HeadKind::Qwen2Reward),
-                _ => {
-                    // The head's num_labels/id2label describe its internal pairs; it answers one reward.
-                    files.config.id2label = None;
-                    files.config.num_labels = Some(1);
-                    (llama::spec(&config_json), HeadKind::NormalWeights)
-                }
-            };
-            let spec = spec.with_context(|| format!("{}: config.json", dir.display()))?;
-            let pad = decoder::pad_token_id(&spec.config);
-            let model = DecoderClassifier::load(spec, head, pad, vb).with_context(cannot_load)?;
-            let shape = model.shape();
-            (Box::new(model), shape)
-        }
-        "InternLM2ForRewardModel" => {
-            // One reward from `v_head`; a num_labels/id2label left in config.json describes no head.
-            files.config.id2label = None;
-            files.config.num_labels = Some(1);
-            let spec = internlm2::spec(&config_json)
-                .with_context(|| format!("{}: config.json", dir.display()))?;
-            let tensors =
-                internlm2::llama_tensors(&weights, &spec.config).with_context(cannot_load)?;
-            let vb = VarBuilder::from_tensors(tensors, placement.dtype, &placement.device);
-            let pad = decoder::pad_token_id(&spec.config);
-            let model = DecoderClassifier::load(spec, HeadKind::Score, pad, vb)
-                .with_context(cannot_load)?;
-            let shape = model.shape();
-            (Box::new(model), shape)
-        }
-        "" => bail!("{}: config.json has no `architectures`", dir.display()),
-        other => bail!(
-            "{}: unsupported architecture `{other}`; supported: {}",
-            dir.display(),
-            SUPPORTED_ARCHITECTURES.join(", ")
-        ),
-    };
-    let served = ServedModel::new(name.to_owned(), files, shape)
+    })?;
+    let served = ServedModel::new(name.to_owned(), files, classifier.shape())
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
     Ok(LoadedModel { served, classifier })
 }

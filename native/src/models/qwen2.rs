@@ -1,10 +1,12 @@
 //! `Qwen2ForSequenceClassification` (and the backbone of `Qwen2ForRewardModel`): the Llama layout with biases on
 //! q, k and v but not o.
 
-use super::decoder::{DecoderSpec, reject_qwen_sliding_window};
+use super::decoder::{DecoderSpec, load_classifier, reject_qwen_sliding_window};
+use super::heads::HeadKind;
+use super::{Checkpoint, SequenceClassifier};
 
 /// The decoder options for this architecture, from config.json.
-pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
+fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     let (spec, raw) = DecoderSpec::llama_layout(config_json)?;
     reject_qwen_sliding_window(&raw)?;
     Ok(DecoderSpec {
@@ -12,4 +14,15 @@ pub fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
         o_bias: false,
         ..spec
     })
+}
+
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    let spec = spec(checkpoint.config_json);
+    load_classifier(checkpoint, spec, HeadKind::Score)
+}
+
+/// `Qwen2ForRewardModel`: the Qwen2 backbone with a two-layer reward head.
+pub fn load_reward(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    let spec = spec(checkpoint.config_json);
+    load_classifier(checkpoint, spec, HeadKind::Qwen2Reward)
 }

@@ -178,6 +178,16 @@ impl LayerNorm {
             eps,
         })
     }
+
+    /// A LayerNorm stored without a bias (ModernBERT's `norm_bias: false`): the bias is zero.
+    pub fn load_without_bias(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
+        let weight = vb.get(size, "weight")?;
+        Ok(LayerNorm {
+            beta: weight.zeros_like()?,
+            weight,
+            eps,
+        })
+    }
 }
 
 impl Module for LayerNorm {
@@ -227,6 +237,11 @@ impl Dense {
             ))?,
             bias: self.bias.as_ref(),
         })
+    }
+
+    /// The projection's output features.
+    pub fn weight_rows(&self) -> Result<usize> {
+        self.product.weight().dim(0)
     }
 
     fn features(&self) -> usize {

@@ -1,0 +1,109 @@
+//! `DebertaV2ForSequenceClassification` (DeBERTa-v2 and -v3, mDeBERTa): disentangled attention (content→position
+//! and position→content over shared relative embeddings, with log buckets), the `ContextPooler` on the first token
+//! and the classifier. The model is candle-transformers' `debertav2`, run in f32 on the placement's device: its
+//! masked softmax builds f32 masks, so it cannot run in f16/bf16. Two gaps of that implementation are handled
+//! here: its convolution layer (`conv_kernel_size`, DeBERTa-v2 xlarge/xxlarge) is unimplemented, so such
+//! checkpoints are refused at load; and with `position_biased_input` it cannot add the position table to a batch
+//! of more than one sequence, so those checkpoints run one sequence at a time.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
+use classify_protocol::ModelShape;
+
+use super::{Checkpoint, SequenceClassifier};
+
+pub struct DebertaV2Classifier {
+    model: DebertaV2SeqClassificationModel,
+    one_sequence_at_a_time: bool,
+    pad_token_id: u32,
+    shape: ModelShape,
+}
+
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    let mut config: Config = checkpoint.parse_config()?;
+    anyhow::ensure!(
+        config.conv_kernel_size.unwrap_or(0) == 0,
+        "DeBERTa-v2's convolution layer (conv_kernel_size {}) is not supported",
+        config.conv_kernel_size.unwrap_or(0)
+    );
+    let device = &checkpoint.placement.device;
+    // SAFETY: read-only maps of files nobody truncates while the server runs (as in `models::load`).
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(checkpoint.weights, DType::F32, device) }?;
+    // The head's size comes from its weights, not from whatever labels config.json lists.
+    let num_classes = vb.get_unchecked("classifier.weight")?.dim(0)?;
+    config.id2label = Some(
+        (0..num_classes as u32)
+            .map(|i| (i, format!("LABEL_{i}")))
+            .collect::<HashMap<_, _>>(),
+    );
+    config.label2id = None;
+    // transformers' defaults for fields DebertaV2Config writes but older configs may lack.
+    config.pooler_hidden_size.get_or_insert(config.hidden_size);
+    config.pooler_dropout.get_or_insert(0.0);
+    config
+        .pooler_hidden_act
+        .get_or_insert(candle_transformers::models::debertav2::HiddenAct::Gelu);
+    let max_positions = if config.position_biased_input {
+        config.max_position_embeddings
+    } else {
+        // Relative positions only: no absolute table bounds the length, transformers' tokenizers cap it.
+        config.max_position_embeddings.max(512)
+    };
+    let shape = ModelShape {
+        num_classes,
+        max_positions,
+        vocab_size: config.vocab_size,
+    };
+    let pad_token_id = config.pad_token_id.unwrap_or(0) as u32;
+    let model = DebertaV2SeqClassificationModel::load(vb.pp("deberta"), &config, None)?;
+    Ok(Box::new(DebertaV2Classifier {
+        model,
+        one_sequence_at_a_time: config.position_biased_input,
+        pad_token_id,
+        shape,
+    }))
+}
+
+impl SequenceClassifier for DebertaV2Classifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        if self.one_sequence_at_a_time && batch.len() > 1 {
+            let mut logits = Vec::with_capacity(batch.len());
+            for sequence in batch {
+                logits.extend(self.forward_padded(&[sequence])?);
+            }
+            return Ok(logits);
+        }
+        self.forward_padded(batch)
+    }
+}
+
+impl DebertaV2Classifier {
+    fn forward_padded(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for sequence in batch {
+            let padding = longest - sequence.len();
+            ids.extend_from_slice(sequence);
+            ids.extend(std::iter::repeat_n(self.pad_token_id, padding));
+            mask.extend(std::iter::repeat_n(1i64, sequence.len()));
+            mask.extend(std::iter::repeat_n(0i64, padding));
+        }
+        let device = &self.model.device;
+        let shape = (batch.len(), longest);
+        let ids = Tensor::from_vec(ids, shape, device)?;
+        let mask = Tensor::from_vec(mask, shape, device)?;
+        let types = Tensor::zeros(shape, DType::U32, device)?;
+        self.model
+            .forward(&ids, Some(types), Some(mask))?
+            .to_dtype(DType::F32)?
+            .to_vec2()
+    }
+}

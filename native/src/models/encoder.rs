@@ -1,0 +1,360 @@
+//! The post-norm transformer encoder BERT and its descendants share (DistilBERT, RoBERTa, XLM-R, ELECTRA), and
+//! the two-layer head on the first token they all classify with. Each architecture file names its tensors and
+//! builds the embeddings; everything after the embeddings is here.
+//!
+//! Written here rather than taken from candle-transformers because its f16 mask is `(1 - mask) × finfo.min`, and
+//! `finfo.min` overflows to -inf in f16, so `0 × -inf` poisons every score with NaN; and to run q, k and v as one
+//! matrix product and the element-wise work through the fused operations of `ops`. The head runs in f32.
+
+use candle_core::{DType, IndexOp, Module, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
+use classify_protocol::ModelShape;
+
+use super::SequenceClassifier;
+use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, masked_softmax, swap_middle};
+
+/// Where one encoder layer keeps its tensors, relative to the layer's prefix.
+pub struct LayerNames {
+    pub query: &'static str,
+    pub key: &'static str,
+    pub value: &'static str,
+    pub attention_output: &'static str,
+    pub attention_norm: &'static str,
+    pub intermediate: &'static str,
+    pub output: &'static str,
+    pub output_norm: &'static str,
+}
+
+/// BERT's names, kept by RoBERTa, XLM-R and ELECTRA.
+pub const BERT_LAYER: LayerNames = LayerNames {
+    query: "attention.self.query",
+    key: "attention.self.key",
+    value: "attention.self.value",
+    attention_output: "attention.output.dense",
+    attention_norm: "attention.output.LayerNorm",
+    intermediate: "intermediate.dense",
+    output: "output.dense",
+    output_norm: "output.LayerNorm",
+};
+
+/// The sizes every layer shares.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerShape {
+    pub hidden: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub activation: Activation,
+    pub layer_norm_eps: f64,
+}
+
+impl LayerShape {
+    fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.heads > 0 && self.hidden.is_multiple_of(self.heads),
+            "hidden size {} is not a multiple of the head count {}",
+            self.hidden,
+            self.heads
+        );
+        Ok(())
+    }
+}
+
+struct SelfAttention {
+    /// q, k and v stacked into one `[3 × hidden, hidden]` projection.
+    qkv: Dense,
+    output: Dense,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl SelfAttention {
+    fn load(shape: &LayerShape, names: &LayerNames, vb: &VarBuilder) -> candle_core::Result<Self> {
+        let hidden = shape.hidden;
+        let part = |name: &str| linear(hidden, hidden, vb.pp(name));
+        let (q, k, v) = (part(names.query)?, part(names.key)?, part(names.value)?);
+        Ok(SelfAttention {
+            qkv: Dense::stacked(&[&q, &k, &v])?,
+            output: linear(hidden, hidden, vb.pp(names.attention_output))?.into(),
+            norm: LayerNorm::load(hidden, shape.layer_norm_eps, vb.pp(names.attention_norm))?,
+            heads: shape.heads,
+            head_dim: shape.head_dim(),
+        })
+    }
+
+    /// `mask`: `[batch, 1, 1, len]` additive, in the activations' dtype: 0 for real tokens, -inf for padding
+    /// (every row has at least one real token, so no row is all -inf).
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, len, hidden) = xs.dims3()?;
+        let qkv = self.qkv.heads(xs, self.head_dim)?;
+        let q = qkv.take(0, self.heads)?;
+        let k = qkv.take(self.heads, self.heads)?;
+        let v = qkv.take(2 * self.heads, self.heads)?;
+        let logits = Logits {
+            scale: (self.head_dim as f64).powf(-0.5),
+            softcap: None,
+        };
+        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, self.heads * len, len, logits)?;
+        let context =
+            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
+        self.output.forward_residual_norm(&context, xs, &self.norm)
+    }
+}
+
+struct Layer {
+    attention: SelfAttention,
+    intermediate: Dense,
+    activation: Activation,
+    output: Dense,
+    norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(shape: &LayerShape, names: &LayerNames, vb: VarBuilder) -> candle_core::Result<Layer> {
+        let (hidden, inner) = (shape.hidden, shape.intermediate);
+        Ok(Layer {
+            attention: SelfAttention::load(shape, names, &vb)?,
+            intermediate: linear(hidden, inner, vb.pp(names.intermediate))?.into(),
+            activation: shape.activation,
+            output: linear(inner, hidden, vb.pp(names.output))?.into(),
+            norm: LayerNorm::load(hidden, shape.layer_norm_eps, vb.pp(names.output_norm))?,
+        })
+    }
+
+    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        let attended = self.attention.forward(xs, mask)?;
+        let inner = self
+            .intermediate
+            .forward_activated(&attended, self.activation)?;
+        self.output
+            .forward_residual_norm(&inner, &attended, &self.norm)
+    }
+}
+
+/// How position ids are counted.
+#[derive(Debug, Clone, Copy)]
+pub enum Positions {
+    /// `0, 1, 2, …` (BERT, DistilBERT, ELECTRA).
+    FromZero,
+    /// RoBERTa's: real tokens count from `padding_idx + 1`, and a pad token takes `padding_idx` without
+    /// advancing the count (transformers' `create_position_ids_from_input_ids`).
+    AfterPadding { padding_idx: u32 },
+}
+
+impl Positions {
+    /// How many positions of a table with `table_rows` rows an input can use.
+    pub fn usable(self, table_rows: usize) -> usize {
+        match self {
+            Positions::FromZero => table_rows,
+            Positions::AfterPadding { padding_idx } => {
+                table_rows.saturating_sub(padding_idx as usize + 1)
+            }
+        }
+    }
+
+    fn push_ids(self, sequence: &[u32], pad: u32, longest: usize, out: &mut Vec<u32>) {
+        match self {
+            Positions::FromZero => out.extend(0..longest as u32),
+            Positions::AfterPadding { padding_idx } => {
+                let mut count = padding_idx;
+                for &id in sequence {
+                    if id == pad {
+                        out.push(padding_idx);
+                    } else {
+                        count += 1;
+                        out.push(count);
+                    }
+                }
+                out.extend(std::iter::repeat_n(
+                    padding_idx,
+                    longest - sequence.len(),
+                ));
+            }
+        }
+    }
+}
+
+/// Word + position (+ the first token type's row) embeddings, LayerNorm, and ELECTRA's projection to the hidden
+/// size when its embeddings are narrower.
+pub struct Embeddings {
+    pub words: Embedding,
+    pub positions: Embedding,
+    pub position_ids: Positions,
+    /// Row 0 of the token-type table: every input is a single segment. None for models without token types.
+    pub token_type: Option<Tensor>,
+    pub norm: LayerNorm,
+    pub projection: Option<Linear>,
+}
+
+impl Embeddings {
+    /// The tables under `vb` as BERT names them (`word_embeddings`, `position_embeddings`,
+    /// `token_type_embeddings` when `type_vocab_size > 0`, `LayerNorm`), `width` features wide.
+    pub fn load_bert_layout(
+        vb: &VarBuilder,
+        vocab_size: usize,
+        max_positions: usize,
+        type_vocab_size: usize,
+        width: usize,
+        layer_norm_eps: f64,
+        position_ids: Positions,
+    ) -> candle_core::Result<Embeddings> {
+        let token_type = if type_vocab_size > 0 {
+            let table = embedding(type_vocab_size, width, vb.pp("token_type_embeddings"))?;
+            Some(table.embeddings().i(0)?)
+        } else {
+            None
+        };
+        Ok(Embeddings {
+            words: embedding(vocab_size, width, vb.pp("word_embeddings"))?,
+            positions: embedding(max_positions, width, vb.pp("position_embeddings"))?,
+            position_ids,
+            token_type,
+            norm: LayerNorm::load(width, layer_norm_eps, vb.pp("LayerNorm"))?,
+            projection: None,
+        })
+    }
+
+    fn forward(&self, ids: &Tensor, positions: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, len) = ids.dims2()?;
+        let width = self.words.embeddings().dim(1)?;
+        let mut embedded = self.words.forward(ids)?;
+        embedded = (embedded + self.positions.forward(positions)?)?;
+        if let Some(token_type) = &self.token_type {
+            embedded = add_repeated(&embedded, token_type, batch * len, width)?;
+        }
+        let normed = self.norm.forward(&embedded)?;
+        match &self.projection {
+            Some(projection) => projection.forward(&normed),
+            None => Ok(normed),
+        }
+    }
+}
+
+/// `out(activation(dense(first token)))`, in f32: BERT's pooler + classifier, DistilBERT's pre_classifier,
+/// RoBERTa's and ELECTRA's classification heads.
+pub struct FirstTokenHead {
+    dense: Linear,
+    activation: fn(&Tensor) -> candle_core::Result<Tensor>,
+    out: Linear,
+}
+
+fn f32_linear(vb: VarBuilder, in_dim: usize) -> candle_core::Result<Linear> {
+    let out_dim = vb.get_unchecked("weight")?.dim(0)?;
+    let l = linear(in_dim, out_dim, vb)?;
+    Ok(Linear::new(
+        l.weight().to_dtype(DType::F32)?,
+        l.bias().map(|b| b.to_dtype(DType::F32)).transpose()?,
+    ))
+}
+
+impl FirstTokenHead {
+    pub fn load(
+        dense: VarBuilder,
+        activation: fn(&Tensor) -> candle_core::Result<Tensor>,
+        out: VarBuilder,
+        hidden: usize,
+    ) -> candle_core::Result<FirstTokenHead> {
+        let dense = f32_linear(dense, hidden)?;
+        let inner = dense.weight().dim(0)?;
+        Ok(FirstTokenHead {
+            dense,
+            activation,
+            out: f32_linear(out, inner)?,
+        })
+    }
+
+    fn num_classes(&self) -> candle_core::Result<usize> {
+        self.out.weight().dim(0)
+    }
+
+    fn forward(&self, first_token: &Tensor) -> candle_core::Result<Tensor> {
+        self.out
+            .forward(&(self.activation)(&self.dense.forward(first_token)?)?)
+    }
+}
+
+/// An encoder with its head: the whole sequence classifier.
+pub struct EncoderClassifier {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    head: FirstTokenHead,
+    pad_token_id: u32,
+    shape: ModelShape,
+}
+
+/// The parts an architecture file gathers for [`EncoderClassifier::new`].
+pub struct EncoderParts<'a> {
+    pub embeddings: Embeddings,
+    /// The prefix of layer `i` is `layers.pp(i)`.
+    pub layers: VarBuilder<'a>,
+    pub num_layers: usize,
+    pub layer_shape: LayerShape,
+    pub layer_names: &'static LayerNames,
+    pub head: FirstTokenHead,
+    pub pad_token_id: u32,
+    pub vocab_size: usize,
+}
+
+impl EncoderClassifier {
+    pub fn new(parts: EncoderParts) -> anyhow::Result<EncoderClassifier> {
+        parts.layer_shape.check()?;
+        let layers = (0..parts.num_layers)
+            .map(|i| Layer::load(&parts.layer_shape, parts.layer_names, parts.layers.pp(i)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let table_rows = parts.embeddings.positions.embeddings().dim(0)?;
+        Ok(EncoderClassifier {
+            shape: ModelShape {
+                num_classes: parts.head.num_classes()?,
+                max_positions: parts.embeddings.position_ids.usable(table_rows),
+                vocab_size: parts.vocab_size,
+            },
+            embeddings: parts.embeddings,
+            layers,
+            head: parts.head,
+            pad_token_id: parts.pad_token_id,
+        })
+    }
+}
+
+impl SequenceClassifier for EncoderClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let table = self.embeddings.words.embeddings();
+        let (device, dtype) = (table.device(), table.dtype());
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let mut positions = Vec::with_capacity(batch.len() * longest);
+        let mut mask = Vec::with_capacity(batch.len() * longest);
+        for sequence in batch {
+            let padding = longest - sequence.len();
+            ids.extend_from_slice(sequence);
+            ids.extend(std::iter::repeat_n(self.pad_token_id, padding));
+            self.embeddings.position_ids.push_ids(
+                sequence,
+                self.pad_token_id,
+                longest,
+                &mut positions,
+            );
+            mask.extend(std::iter::repeat_n(0f32, sequence.len()));
+            mask.extend(std::iter::repeat_n(f32::NEG_INFINITY, padding));
+        }
+        let shape = (batch.len(), longest);
+        let ids = Tensor::from_vec(ids, shape, device)?;
+        let positions = Tensor::from_vec(positions, shape, device)?;
+        let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), device)?.to_dtype(dtype)?;
+        let mut xs = self.embeddings.forward(&ids, &positions)?;
+        for layer in &self.layers {
+            xs = layer.forward(&xs, &mask)?;
+        }
+        // contiguous: CUDA matrix products reject the row stride of a column slice.
+        let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
+        self.head.forward(&first_token)?.to_vec2()
+    }
+}
