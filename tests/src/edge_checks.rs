@@ -10,7 +10,10 @@ use crate::native::NativeServer;
 
 /// The native server with the encoder fixtures, the ones the edge holds as ONNX.
 pub fn native_with_encoders() -> NativeServer {
-    let dirs: Vec<_> = ENCODER_MODELS.iter().map(|m| models_dir().join(m)).collect();
+    let dirs: Vec<_> = ENCODER_MODELS
+        .iter()
+        .map(|m| models_dir().join(m))
+        .collect();
     let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
     NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
 }

@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::fixtures::{ENCODER_MODELS, DECODER_MODELS, REWARD_MODELS, models_dir};
+use classify_tests::fixtures::{DECODER_MODELS, ENCODER_MODELS, REWARD_MODELS, models_dir};
 use classify_tests::native::NativeServer;
 
 fn all_models() -> impl Iterator<Item = &'static &'static str> {

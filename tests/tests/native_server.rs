@@ -255,9 +255,23 @@ fn startup_errors_name_the_problem() {
     let error = load_error(&unsupported);
     assert!(
         error.contains("FooForSequenceClassification")
-            && error.contains("BertForSequenceClassification"),
+            && error.contains("BertForSequenceClassification")
+            && error.contains("ModernBertForSequenceClassification"),
         "{error}"
     );
+    let deberta_conv = edited_copy("deberta-v2-2label", "conv", |config, _| {
+        config["conv_kernel_size"] = json!(3);
+    });
+    let error = load_error(&deberta_conv);
+    assert!(
+        error.contains("conv_kernel_size 3") && error.contains("not supported"),
+        "{error}"
+    );
+    let modernbert_pooling = edited_copy("modernbert-2label", "pooling", |config, _| {
+        config["classifier_pooling"] = json!("max");
+    });
+    let error = load_error(&modernbert_pooling);
+    assert!(error.contains("classifier_pooling `max`"), "{error}");
 
     let missing = edited_copy("bert-sentiment", "missing", |_, tensors| {
         tensors.remove("bert.pooler.dense.weight");
@@ -309,6 +323,8 @@ fn startup_errors_name_the_problem() {
 
     for dir in [
         unsupported,
+        deberta_conv,
+        modernbert_pooling,
         missing,
         wrong_shape,
         label_mismatch,

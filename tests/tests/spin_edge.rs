@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, component, snapshot};
 use classify_tests::edge_checks::{
-    forwards_models_it_does_not_hold, native_with_encoders, native_with_decoder,
+    forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
     same_answers_as_native, same_tokens_as_native,
 };
 use classify_tests::fixtures::{ENCODER_MODELS, models_dir};

@@ -5,7 +5,7 @@ use candle_core::Tensor;
 use serde::Deserialize;
 
 use super::encoder::{
-    BERT_LAYER, EncoderClassifier, EncoderParts, Embeddings, FirstTokenHead, LayerShape, Positions,
+    BERT_LAYER, Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerShape, Positions,
 };
 use super::ops::Activation;
 use super::{Checkpoint, SequenceClassifier};

@@ -31,7 +31,8 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     );
     let device = &checkpoint.placement.device;
     // SAFETY: read-only maps of files nobody truncates while the server runs (as in `models::load`).
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(checkpoint.weights, DType::F32, device) }?;
+    let vb =
+        unsafe { VarBuilder::from_mmaped_safetensors(checkpoint.weights, DType::F32, device) }?;
     // The head's size comes from its weights, not from whatever labels config.json lists.
     let num_classes = vb.get_unchecked("classifier.weight")?.dim(0)?;
     config.id2label = Some(

@@ -7,10 +7,10 @@ use classify_protocol::ModelShape;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Checkpoint, SequenceClassifier};
 use super::heads::{ClassifierHead, HeadKind};
 use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
 use super::rope::Rope;
+use super::{Checkpoint, SequenceClassifier};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]

@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use serde::Deserialize;
 
 use super::encoder::{
-    EncoderClassifier, EncoderParts, Embeddings, FirstTokenHead, LayerNames, LayerShape, Positions,
+    Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerNames, LayerShape, Positions,
 };
 use super::ops::Activation;
 use super::{Checkpoint, SequenceClassifier};

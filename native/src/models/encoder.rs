@@ -169,10 +169,7 @@ impl Positions {
                         out.push(count);
                     }
                 }
-                out.extend(std::iter::repeat_n(
-                    padding_idx,
-                    longest - sequence.len(),
-                ));
+                out.extend(std::iter::repeat_n(padding_idx, longest - sequence.len()));
             }
         }
     }

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::decoder::{DecoderSpec, load_classifier};
 use super::heads::HeadKind;
-use super::{Checkpoint, SequenceClassifier};
 use super::ops::Activation;
+use super::{Checkpoint, SequenceClassifier};
 
 /// The decoder options for this architecture, from config.json.
 fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {

@@ -14,8 +14,8 @@ mod modernbert;
 mod ops;
 mod qwen2;
 mod qwen3;
-mod rope;
 mod roberta;
+mod rope;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

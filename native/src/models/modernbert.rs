@@ -11,7 +11,9 @@ use classify_protocol::ModelShape;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ops::{Activation, Dense, LayerNorm, Logits, gated_activation, masked_softmax, swap_middle};
+use super::ops::{
+    Activation, Dense, LayerNorm, Logits, gated_activation, masked_softmax, swap_middle,
+};
 use super::rope::Rope;
 use super::{Checkpoint, SequenceClassifier};
 
@@ -97,7 +99,12 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(config: &ModernBertConfig, index: usize, local: bool, vb: VarBuilder) -> anyhow::Result<Layer> {
+    fn load(
+        config: &ModernBertConfig,
+        index: usize,
+        local: bool,
+        vb: VarBuilder,
+    ) -> anyhow::Result<Layer> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         let attention = vb.pp("attn");
         let mlp = vb.pp("mlp");
@@ -107,7 +114,13 @@ impl Layer {
             } else {
                 Some(norm(hidden, config, vb.pp("attn_norm"))?)
             },
-            qkv: linear_b(hidden, 3 * hidden, config.attention_bias, attention.pp("Wqkv"))?.into(),
+            qkv: linear_b(
+                hidden,
+                3 * hidden,
+                config.attention_bias,
+                attention.pp("Wqkv"),
+            )?
+            .into(),
             attention_output: linear_b(hidden, hidden, config.attention_bias, attention.pp("Wo"))?
                 .into(),
             mlp_norm: norm(hidden, config, vb.pp("mlp_norm"))?,
@@ -165,7 +178,10 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         .collect::<anyhow::Result<Vec<_>>>()?;
     let theta = |kind: &str, legacy: &str, default: f64| Rope {
         inv_freq: (0..head_dim / 2)
-            .map(|i| 1.0 / rope_theta(&raw, kind, legacy, default).powf((2 * i) as f64 / head_dim as f64) as f32)
+            .map(|i| {
+                1.0 / rope_theta(&raw, kind, legacy, default).powf((2 * i) as f64 / head_dim as f64)
+                    as f32
+            })
             .collect(),
     };
     let classifier: Dense = {
@@ -174,7 +190,11 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     };
     let head = vb.pp("head");
     let model = ModernBertClassifier {
-        embeddings: embedding(config.vocab_size, hidden, model.pp("embeddings.tok_embeddings"))?,
+        embeddings: embedding(
+            config.vocab_size,
+            hidden,
+            model.pp("embeddings.tok_embeddings"),
+        )?,
         embedding_norm: norm(hidden, &config, model.pp("embeddings.norm"))?,
         layers,
         final_norm: norm(hidden, &config, model.pp("final_norm"))?,
@@ -203,12 +223,18 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
 impl ModernBertClassifier {
     /// `[batch, len × len]` additive mask of a local layer: keys within reach that are real tokens. A padding
     /// query also sees itself, so that no row is all -inf (a NaN there would reach real rows through 0 × NaN).
-    fn local_mask(&self, lengths: &[usize], len: usize, dtype: DType) -> candle_core::Result<Tensor> {
+    fn local_mask(
+        &self,
+        lengths: &[usize],
+        len: usize,
+        dtype: DType,
+    ) -> candle_core::Result<Tensor> {
         let mut values = Vec::with_capacity(lengths.len() * len * len);
         for &real in lengths {
             for query in 0..len {
                 for key in 0..len {
-                    let visible = query.abs_diff(key) <= self.local_reach && (key < real || key == query);
+                    let visible =
+                        query.abs_diff(key) <= self.local_reach && (key < real || key == query);
                     values.push(if visible { 0.0 } else { f32::NEG_INFINITY });
                 }
             }
@@ -237,7 +263,8 @@ impl ModernBertClassifier {
         let scores = q.matmul(&k.t()?)?;
         let mid = scores.elem_count() / (batch * inner);
         let probs = masked_softmax(&scores, mask, mid, inner, logits)?;
-        let context = swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
+        let context =
+            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
         layer.attention_output.forward(&context)
     }
 }
@@ -254,14 +281,23 @@ impl SequenceClassifier for ModernBertClassifier {
         let mut padding = Vec::with_capacity(batch.len() * longest);
         for sequence in batch {
             ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(self.pad_token_id, longest - sequence.len()));
+            ids.extend(std::iter::repeat_n(
+                self.pad_token_id,
+                longest - sequence.len(),
+            ));
             padding.extend(std::iter::repeat_n(0f32, sequence.len()));
-            padding.extend(std::iter::repeat_n(f32::NEG_INFINITY, longest - sequence.len()));
+            padding.extend(std::iter::repeat_n(
+                f32::NEG_INFINITY,
+                longest - sequence.len(),
+            ));
         }
         let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
-        let mut xs = self.embedding_norm.forward(&self.embeddings.forward(&ids)?)?;
+        let mut xs = self
+            .embedding_norm
+            .forward(&self.embeddings.forward(&ids)?)?;
         let dtype = xs.dtype();
-        let global_mask = Tensor::from_vec(padding, (batch.len(), longest), &self.device)?.to_dtype(dtype)?;
+        let global_mask =
+            Tensor::from_vec(padding, (batch.len(), longest), &self.device)?.to_dtype(dtype)?;
         let local_mask = if self.layers.iter().any(|l| l.local) && longest > self.local_reach + 1 {
             Some(self.local_mask(&lengths, longest, dtype)?)
         } else {
@@ -304,9 +340,14 @@ impl SequenceClassifier for ModernBertClassifier {
         } else {
             xs.i((.., 0))?.contiguous()?
         };
-        let head = self
-            .head_norm
-            .forward(&self.head_dense.forward_activated(&pooled, self.head_activation)?)?;
-        self.classifier.forward(&head)?.to_dtype(DType::F32)?.to_vec2()
+        let head = self.head_norm.forward(
+            &self
+                .head_dense
+                .forward_activated(&pooled, self.head_activation)?,
+        )?;
+        self.classifier
+            .forward(&head)?
+            .to_dtype(DType::F32)?
+            .to_vec2()
     }
 }

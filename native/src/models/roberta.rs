@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::bert::{default_hidden_act, default_layer_norm_eps, ensure_absolute_positions};
 use super::encoder::{
-    BERT_LAYER, EncoderClassifier, EncoderParts, Embeddings, FirstTokenHead, LayerShape, Positions,
+    BERT_LAYER, Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerShape, Positions,
 };
 use super::ops::Activation;
 use super::{Checkpoint, SequenceClassifier};
