@@ -161,7 +161,7 @@ fn load_model(name: &str, dir: &Path, onnx: &Path) -> Result<LoadedModel, String
     let config_path = dir.join("config.json");
     let max_positions = files
         .config
-        .max_position_embeddings
+        .usable_positions()
         .ok_or_else(|| format!("{}: no max_position_embeddings", config_path.display()))?;
     let vocab_size = files
         .config

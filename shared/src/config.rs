@@ -103,6 +103,21 @@ impl ModelConfig {
         self.architectures.first().map(String::as_str)
     }
 
+    /// How many positions an input may use: `max_position_embeddings`, less `pad_token_id + 1` for the
+    /// RoBERTa family, whose position ids start after the padding index.
+    pub fn usable_positions(&self) -> Option<usize> {
+        let table = self.max_position_embeddings?;
+        let after_padding = matches!(
+            self.model_type.as_deref(),
+            Some("roberta" | "xlm-roberta" | "camembert")
+        );
+        Some(if after_padding {
+            table.saturating_sub(self.pad_token_id.unwrap_or(1) as usize + 1)
+        } else {
+            table
+        })
+    }
+
     /// The class count the config declares: `num_labels`, else the size of `id2label`.
     pub fn declared_num_labels(&self) -> Option<usize> {
         self.num_labels
@@ -152,6 +167,19 @@ mod tests {
         assert_eq!(config.max_position_embeddings, Some(512));
         assert_eq!(config.dtype.as_deref(), Some("float32"));
         assert_eq!(config.vocab_size, Some(30522));
+    }
+
+    #[test]
+    fn roberta_positions_start_after_padding() {
+        let roberta = ModelConfig::from_json(
+            br#"{"model_type":"xlm-roberta","pad_token_id":1,"max_position_embeddings":514}"#,
+        )
+        .unwrap();
+        assert_eq!(roberta.usable_positions(), Some(512));
+        let bert =
+            ModelConfig::from_json(br#"{"model_type":"bert","max_position_embeddings":512}"#)
+                .unwrap();
+        assert_eq!(bert.usable_positions(), Some(512));
     }
 
     #[test]
