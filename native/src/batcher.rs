@@ -253,7 +253,11 @@ fn run_batch(
                 rows.len(),
                 chunk.len()
             )),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(e)) => {
+                // candle appends a backtrace when RUST_BACKTRACE is set: log it, answer the message alone.
+                tracing::error!(model = %queue.model, error = %e, "forward pass error");
+                Err(e.to_string().lines().next().unwrap_or_default().to_owned())
+            }
             Err(_) => Err("the model panicked".to_owned()),
         };
         if let Err(e) = &rows {

@@ -108,6 +108,15 @@ impl Fixture {
             .collect()
     }
 
+    /// The token ids of every reference input, in order.
+    pub fn reference_batch(&self) -> Vec<Vec<u32>> {
+        self.reference
+            .inputs
+            .iter()
+            .map(|i| i.ids.clone())
+            .collect()
+    }
+
     /// The labels the contract prescribes for this checkpoint's config.json.
     pub fn expected_labels(&self) -> Vec<String> {
         let config: serde_json::Value = serde_json::from_slice(

@@ -27,12 +27,7 @@ fn padded_batches_match_the_reference() {
         let fixture = Fixture::load(name);
         let (_, model) = models.find(name).unwrap_or_else(|| panic!("{name}"));
         let classifier = &model.load().unwrap_or_else(|e| panic!("{e}")).classifier;
-        let batch: Vec<Vec<u32>> = fixture
-            .reference
-            .inputs
-            .iter()
-            .map(|i| i.ids.clone())
-            .collect();
+        let batch = fixture.reference_batch();
         let logits = classifier
             .run(&batch)
             .unwrap_or_else(|e| panic!("{name}: {e}"));

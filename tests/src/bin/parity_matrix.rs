@@ -1,0 +1,51 @@
+//! Prints, per encoder fixture, the largest |logit − transformers' logit| of the native engine (candle) and of the
+//! edge engine (tract on the fixture's ONNX export), over the reference inputs run as one padded batch.
+//! `cargo run -p classify-tests --bin parity-matrix`.
+
+use candle_core::{DType, Device};
+use classify_edge::registry::EdgeModels;
+use classify_native::device::Placement;
+use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
+
+fn max_delta(got: &[Vec<f32>], fixture: &Fixture) -> f32 {
+    got.iter()
+        .zip(&fixture.reference.inputs)
+        .flat_map(|(row, reference)| {
+            row.iter()
+                .zip(&reference.logits)
+                .map(|(g, w)| (g - w).abs())
+        })
+        .fold(0.0, f32::max)
+}
+
+fn main() -> anyhow::Result<()> {
+    let placement = Placement {
+        device: Device::Cpu,
+        dtype: DType::F32,
+    };
+    let edge = EdgeModels::scan(&models_dir());
+    println!(
+        "| fixture | architecture | native max abs Δ | edge (ONNX, dynamo export) max abs Δ |"
+    );
+    println!("|---|---|---|---|");
+    for name in ENCODER_MODELS {
+        let fixture = Fixture::load(name);
+        let batch = fixture.reference_batch();
+        let slices: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        let native = classify_native::models::load(name, &fixture.dir, &placement)?;
+        let native_delta = max_delta(&native.classifier.forward(&slices)?, &fixture);
+        let edge_delta = match edge.find(name) {
+            Some((_, model)) => {
+                let loaded = model.load().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let logits = loaded.classifier.run(&batch).map_err(anyhow::Error::msg)?;
+                format!("{:.2e}", max_delta(&logits, &fixture))
+            }
+            None => "not served".to_owned(),
+        };
+        println!(
+            "| {name} | {} | {native_delta:.2e} | {edge_delta} |",
+            fixture.reference.architecture
+        );
+    }
+    Ok(())
+}
