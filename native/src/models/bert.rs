@@ -1,7 +1,8 @@
 //! `BertForSequenceClassification`: the BERT encoder, then the [CLS] hidden state through the pooler
-//! (dense + tanh) and the classifier.
+//! (dense + tanh) and the classifier. Its config struct is also RoBERTa's, XLM-R's and ELECTRA's.
 
 use candle_core::Tensor;
+use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::encoder::{
@@ -10,11 +11,15 @@ use super::encoder::{
 use super::ops::Activation;
 use super::{Checkpoint, SequenceClassifier};
 
+/// The config.json fields of BERT and the encoders that kept its layout.
 #[derive(Debug, Clone, Deserialize)]
-struct BertConfig {
-    vocab_size: usize,
-    hidden_size: usize,
-    num_hidden_layers: usize,
+pub struct BertConfig {
+    pub vocab_size: usize,
+    /// ELECTRA: the embeddings' width when narrower than `hidden_size`.
+    #[serde(default)]
+    pub embedding_size: Option<usize>,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
     num_attention_heads: usize,
     intermediate_size: usize,
     #[serde(default = "default_hidden_act")]
@@ -27,7 +32,7 @@ struct BertConfig {
     #[serde(default)]
     position_embedding_type: Option<String>,
     #[serde(default)]
-    pad_token_id: Option<u32>,
+    pub pad_token_id: Option<u32>,
 }
 
 pub fn default_hidden_act() -> String {
@@ -38,54 +43,87 @@ fn default_type_vocab_size() -> usize {
     2
 }
 
-pub fn default_layer_norm_eps() -> f64 {
+fn default_layer_norm_eps() -> f64 {
     1e-12
 }
 
-/// Only absolute position embeddings are implemented (BERT's relative_key variants are rare on the hub).
-pub fn ensure_absolute_positions(kind: Option<&str>) -> anyhow::Result<()> {
-    if let Some(kind) = kind {
-        anyhow::ensure!(
-            kind == "absolute",
-            "position_embedding_type `{kind}` is not supported (only absolute)"
-        );
+impl BertConfig {
+    /// config.json, with only absolute position embeddings accepted (BERT's relative_key variants are rare).
+    pub fn parse(checkpoint: &Checkpoint) -> anyhow::Result<BertConfig> {
+        let config: BertConfig = checkpoint.parse_config()?;
+        if let Some(kind) = config.position_embedding_type.as_deref() {
+            anyhow::ensure!(
+                kind == "absolute",
+                "position_embedding_type `{kind}` is not supported (only absolute)"
+            );
+        }
+        Ok(config)
     }
-    Ok(())
+
+    pub fn layer_shape(&self) -> anyhow::Result<LayerShape> {
+        Ok(LayerShape {
+            hidden: self.hidden_size,
+            heads: self.num_attention_heads,
+            intermediate: self.intermediate_size,
+            activation: Activation::from_name(&self.hidden_act)?,
+            layer_norm_eps: self.layer_norm_eps,
+        })
+    }
+
+    /// The embedding tables under `vb`, `embedding_size` (else `hidden_size`) wide.
+    pub fn embeddings(
+        &self,
+        vb: &VarBuilder,
+        positions: Positions,
+    ) -> candle_core::Result<Embeddings> {
+        Embeddings::load_bert_layout(
+            vb,
+            self.vocab_size,
+            self.max_position_embeddings,
+            self.type_vocab_size,
+            self.embedding_size.unwrap_or(self.hidden_size),
+            self.layer_norm_eps,
+            positions,
+        )
+    }
+
+    /// The encoder under `prefix` (`{prefix}.embeddings`, `{prefix}.encoder.layer.{i}`) with `head`.
+    pub fn classifier(
+        &self,
+        vb: &VarBuilder,
+        prefix: &str,
+        embeddings: Embeddings,
+        head: FirstTokenHead,
+        pad_token_id: u32,
+    ) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+        Ok(Box::new(EncoderClassifier::new(EncoderParts {
+            embeddings,
+            layers: vb.pp(format!("{prefix}.encoder.layer")),
+            num_layers: self.num_hidden_layers,
+            layer_shape: self.layer_shape()?,
+            layer_names: &BERT_LAYER,
+            head,
+            pad_token_id,
+            vocab_size: self.vocab_size,
+        })?))
+    }
 }
 
 pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
-    let config: BertConfig = checkpoint.parse_config()?;
-    ensure_absolute_positions(config.position_embedding_type.as_deref())?;
+    let config = BertConfig::parse(&checkpoint)?;
     let vb = checkpoint.vb;
-    let hidden = config.hidden_size;
-    let model = EncoderClassifier::new(EncoderParts {
-        embeddings: Embeddings::load_bert_layout(
-            &vb.pp("bert.embeddings"),
-            config.vocab_size,
-            config.max_position_embeddings,
-            config.type_vocab_size,
-            hidden,
-            config.layer_norm_eps,
-            Positions::FromZero,
-        )?,
-        layers: vb.pp("bert.encoder.layer"),
-        num_layers: config.num_hidden_layers,
-        layer_shape: LayerShape {
-            hidden,
-            heads: config.num_attention_heads,
-            intermediate: config.intermediate_size,
-            activation: Activation::from_name(&config.hidden_act)?,
-            layer_norm_eps: config.layer_norm_eps,
-        },
-        layer_names: &BERT_LAYER,
-        head: FirstTokenHead::load(
-            vb.pp("bert.pooler.dense"),
-            Tensor::tanh,
-            vb.pp("classifier"),
-            hidden,
-        )?,
-        pad_token_id: config.pad_token_id.unwrap_or(0),
-        vocab_size: config.vocab_size,
-    })?;
-    Ok(Box::new(model))
+    let embeddings = config.embeddings(&vb.pp("bert.embeddings"), Positions::FromZero)?;
+    let head = FirstTokenHead::load(
+        vb.pp("bert.pooler.dense"),
+        Tensor::tanh,
+        vb.pp("classifier"),
+        config.hidden_size,
+    )?;
+    config.classifier(
+        &vb,
+        "bert",
+        embeddings,
+        head,
+        config.pad_token_id.unwrap_or(0),
+    )
 }
