@@ -13,7 +13,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
 use classify_protocol::ModelShape;
 
-use super::{Checkpoint, SequenceClassifier};
+use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 pub struct DebertaV2Classifier {
     model: DebertaV2SeqClassificationModel,
@@ -87,20 +87,11 @@ impl SequenceClassifier for DebertaV2Classifier {
 
 impl DebertaV2Classifier {
     fn forward_padded(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        let mut mask = Vec::with_capacity(batch.len() * longest);
-        for sequence in batch {
-            let padding = longest - sequence.len();
-            ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(self.pad_token_id, padding));
-            mask.extend(std::iter::repeat_n(1i64, sequence.len()));
-            mask.extend(std::iter::repeat_n(0i64, padding));
-        }
+        let padded = RightPadded::new(batch, self.pad_token_id);
         let device = &self.model.device;
-        let shape = (batch.len(), longest);
-        let ids = Tensor::from_vec(ids, shape, device)?;
-        let mask = Tensor::from_vec(mask, shape, device)?;
+        let shape = (batch.len(), padded.longest);
+        let mask = Tensor::from_vec(padded.mask(1i64, 0i64), shape, device)?;
+        let ids = Tensor::from_vec(padded.ids, shape, device)?;
         let types = Tensor::zeros(shape, DType::U32, device)?;
         self.model
             .forward(&ids, Some(types), Some(mask))?

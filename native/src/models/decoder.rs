@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::heads::{ClassifierHead, HeadKind};
 use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
 use super::rope::Rope;
-use super::{Checkpoint, SequenceClassifier};
+use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]
@@ -393,17 +393,10 @@ impl SequenceClassifier for DecoderClassifier {
     }
 
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
         // Right padding: with causal attention, real tokens never see the padding after them.
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        for sequence in batch {
-            ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(
-                self.pad_token_id,
-                longest - sequence.len(),
-            ));
-        }
-        let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
+        let padded = RightPadded::new(batch, self.pad_token_id);
+        let longest = padded.longest;
+        let ids = Tensor::from_vec(padded.ids, (batch.len(), longest), &self.device)?;
         let mut xs = self.embed.forward(&ids)?;
         if let Some(scale) = self.embedding_scale {
             xs = (xs * scale)?;

@@ -10,8 +10,8 @@ use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
 use classify_protocol::ModelShape;
 
-use super::SequenceClassifier;
 use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, masked_softmax, swap_middle};
+use super::{RightPadded, SequenceClassifier};
 
 /// Where one encoder layer keeps its tensors, relative to the layer's prefix.
 pub struct LayerNames {
@@ -325,25 +325,20 @@ impl SequenceClassifier for EncoderClassifier {
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
         let table = self.embeddings.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(batch.len() * longest);
+        let padded = RightPadded::new(batch, self.pad_token_id);
+        let longest = padded.longest;
         let mut positions = Vec::with_capacity(batch.len() * longest);
-        let mut mask = Vec::with_capacity(batch.len() * longest);
         for sequence in batch {
-            let padding = longest - sequence.len();
-            ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(self.pad_token_id, padding));
             self.embeddings.position_ids.push_ids(
                 sequence,
                 self.pad_token_id,
                 longest,
                 &mut positions,
             );
-            mask.extend(std::iter::repeat_n(0f32, sequence.len()));
-            mask.extend(std::iter::repeat_n(f32::NEG_INFINITY, padding));
         }
+        let mask = padded.mask(0f32, f32::NEG_INFINITY);
         let shape = (batch.len(), longest);
-        let ids = Tensor::from_vec(ids, shape, device)?;
+        let ids = Tensor::from_vec(padded.ids, shape, device)?;
         let positions = Tensor::from_vec(positions, shape, device)?;
         let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), device)?.to_dtype(dtype)?;
         let mut xs = self.embeddings.forward(&ids, &positions)?;

@@ -36,6 +36,40 @@ pub trait SequenceClassifier: Send {
     fn shape(&self) -> ModelShape;
 }
 
+/// A batch padded on the right with `pad` to its longest sequence.
+pub struct RightPadded {
+    /// `[batch × longest]` token ids, row-major.
+    pub ids: Vec<u32>,
+    pub longest: usize,
+    lengths: Vec<usize>,
+}
+
+impl RightPadded {
+    pub fn new(batch: &[&[u32]], pad: u32) -> RightPadded {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        for sequence in batch {
+            ids.extend_from_slice(sequence);
+            ids.extend(std::iter::repeat_n(pad, longest - sequence.len()));
+        }
+        RightPadded {
+            ids,
+            longest,
+            lengths: batch.iter().map(|s| s.len()).collect(),
+        }
+    }
+
+    /// `[batch × longest]`: `real` at each input's tokens, `padding` after them.
+    pub fn mask<T: Copy>(&self, real: T, padding: T) -> Vec<T> {
+        let mut mask = Vec::with_capacity(self.lengths.len() * self.longest);
+        for &length in &self.lengths {
+            mask.extend(std::iter::repeat_n(real, length));
+            mask.extend(std::iter::repeat_n(padding, self.longest - length));
+        }
+        mask
+    }
+}
+
 /// What an architecture's loader reads: config.json (parsed for the protocol, and as bytes for the
 /// architecture's own config struct) and the weights. A loader may adjust `config`, e.g. a reward head that
 /// answers one score whatever labels config.json lists.

@@ -15,7 +15,7 @@ use super::ops::{
     Activation, Dense, LayerNorm, Logits, gated_activation, masked_softmax, swap_middle,
 };
 use super::rope::Rope;
-use super::{Checkpoint, SequenceClassifier};
+use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 #[derive(Debug, Clone, Deserialize)]
 struct ModernBertConfig {
@@ -275,23 +275,11 @@ impl SequenceClassifier for ModernBertClassifier {
     }
 
     fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        let mut padding = Vec::with_capacity(batch.len() * longest);
-        for sequence in batch {
-            ids.extend_from_slice(sequence);
-            ids.extend(std::iter::repeat_n(
-                self.pad_token_id,
-                longest - sequence.len(),
-            ));
-            padding.extend(std::iter::repeat_n(0f32, sequence.len()));
-            padding.extend(std::iter::repeat_n(
-                f32::NEG_INFINITY,
-                longest - sequence.len(),
-            ));
-        }
-        let ids = Tensor::from_vec(ids, (batch.len(), longest), &self.device)?;
+        let padded = RightPadded::new(batch, self.pad_token_id);
+        let longest = padded.longest;
+        let padding = padded.mask(0f32, f32::NEG_INFINITY);
+        let ids = Tensor::from_vec(padded.ids, (batch.len(), longest), &self.device)?;
         let mut xs = self
             .embedding_norm
             .forward(&self.embeddings.forward(&ids)?)?;
