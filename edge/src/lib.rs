@@ -4,6 +4,7 @@
 //! three builds picked by a cargo feature: `wasi-http-p3-rc` (default), `wasi-http-p3` or `wasi-http-p2`.
 
 pub mod onnx;
+mod onnx_file;
 pub mod registry;
 
 #[cfg(target_arch = "wasm32")]

@@ -29,15 +29,17 @@ pub struct OnnxClassifier {
     inputs: Vec<InputRole>,
     pad_token_id: u32,
     num_classes: usize,
+    /// Run each sequence alone, so that its logits do not depend on what it is batched with (see
+    /// [`crate::onnx_file::OnnxGraph::quantizes_activations`]).
+    one_at_a_time: bool,
 }
 
 impl OnnxClassifier {
     /// Loads and optimizes `path`. The graph must take some of `input_ids`, `attention_mask`, `token_type_ids`
     /// (including `input_ids`) and give logits `[batch, num_labels]`.
     pub fn load(path: &Path, pad_token_id: u32) -> Result<OnnxClassifier, String> {
-        let model = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| format!("{e:#}"))?;
+        let graph = crate::onnx_file::read_model(path)?;
+        let model = graph.model;
         let mut inputs = Vec::new();
         for outlet in model.input_outlets().map_err(|e| e.to_string())? {
             let name = &model.node(outlet.node).name;
@@ -70,6 +72,7 @@ impl OnnxClassifier {
             inputs,
             pad_token_id,
             num_classes,
+            one_at_a_time: graph.quantizes_activations,
         })
     }
 
@@ -77,8 +80,20 @@ impl OnnxClassifier {
         self.num_classes
     }
 
-    /// Logits for every sequence, in one run with right padding and an attention mask.
+    /// Logits for every sequence: in one run with right padding and an attention mask, or one run per sequence
+    /// for graphs that quantize activations.
     pub fn run(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
+        if self.one_at_a_time && sequences.len() > 1 {
+            let mut logits = Vec::with_capacity(sequences.len());
+            for sequence in sequences {
+                logits.extend(self.run_batch(std::slice::from_ref(sequence))?);
+            }
+            return Ok(logits);
+        }
+        self.run_batch(sequences)
+    }
+
+    fn run_batch(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
         let batch = sequences.len();
         let longest = sequences.iter().map(Vec::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch * longest);

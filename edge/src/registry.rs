@@ -1,6 +1,7 @@
 //! The models mounted into the component: every directory under the models root that holds an ONNX file next to
 //! config.json and tokenizer.json, served under its directory name. Directories without an ONNX file are not
-//! edge models (requests for them are forwarded to the native server).
+//! edge models (requests for them are forwarded to the native server). Which file of a directory is served is
+//! decided by [`OnnxFileOrder`].
 //!
 //! Scanning only lists directories; a model is loaded (tokenizer parsed, graph optimized, one warm-up run) the
 //! first time it is asked for, so a request pays only for its own model. `load_all` loads every model, for
@@ -13,8 +14,51 @@ use classify_protocol::{ModelFiles, ModelShape, ServedModel};
 
 use crate::onnx::OnnxClassifier;
 
-/// Where an ONNX file may sit in a model directory, in the order they are tried.
-pub const ONNX_FILES: [&str; 2] = ["model.onnx", "onnx/model.onnx"];
+/// Where an ONNX file may sit in a model directory, in the order they are tried: the hub's layout of optimum
+/// exports first (fp32, then its int8 copy), then a file at the top of the directory.
+pub const DEFAULT_ONNX_FILES: [&str; 3] =
+    ["onnx/model.onnx", "onnx/model_quantized.onnx", "model.onnx"];
+
+/// The ONNX file paths tried in each model directory, first match served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxFileOrder(Vec<String>);
+
+impl Default for OnnxFileOrder {
+    fn default() -> OnnxFileOrder {
+        OnnxFileOrder(DEFAULT_ONNX_FILES.map(str::to_owned).to_vec())
+    }
+}
+
+impl OnnxFileOrder {
+    /// A comma-separated list of paths relative to a model directory (the `CLASSIFY_ONNX_FILES` setting), e.g.
+    /// `onnx/model_quantized.onnx,model.onnx` to prefer the int8 file.
+    pub fn parse(list: &str) -> Result<OnnxFileOrder, String> {
+        let files: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if files.is_empty() {
+            return Err(format!("CLASSIFY_ONNX_FILES `{list}` names no file"));
+        }
+        for file in &files {
+            let inside = Path::new(file)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !inside {
+                return Err(format!(
+                    "CLASSIFY_ONNX_FILES: `{file}` is not a path inside a model directory"
+                ));
+            }
+        }
+        Ok(OnnxFileOrder(files))
+    }
+
+    fn first_in(&self, dir: &Path) -> Option<PathBuf> {
+        self.0.iter().map(|f| dir.join(f)).find(|p| p.is_file())
+    }
+}
 
 /// The files of a model directory whose change makes a snapshot of it stale.
 const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
@@ -47,8 +91,18 @@ pub struct LoadedModel {
 pub struct Fingerprint(Vec<(PathBuf, u64, Option<Vec<u8>>)>);
 
 impl EdgeModels {
-    /// Lists the model directories under `root`; loads nothing.
-    pub fn scan(root: &Path) -> EdgeModels {
+    /// No models, and `/health` says why.
+    pub fn unusable(reason: String) -> EdgeModels {
+        EdgeModels {
+            models: Vec::new(),
+            skipped: Vec::new(),
+            root_error: Some(reason),
+            fingerprint: Fingerprint::default(),
+        }
+    }
+
+    /// Lists the model directories under `root`, each with the first ONNX file of `order` it holds; loads nothing.
+    pub fn scan(root: &Path, order: &OnnxFileOrder) -> EdgeModels {
         let mut models = EdgeModels {
             models: Vec::new(),
             skipped: Vec::new(),
@@ -71,7 +125,7 @@ impl EdgeModels {
             let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
                 continue;
             };
-            let Some(onnx) = ONNX_FILES.iter().map(|f| dir.join(f)).find(|p| p.is_file()) else {
+            let Some(onnx) = order.first_in(&dir) else {
                 models.skipped.push(name);
                 continue;
             };
@@ -131,8 +185,8 @@ impl EdgeModel {
 
 impl Fingerprint {
     /// Fingerprints the model directories under `root` the way [`EdgeModels::scan`] sees them.
-    pub fn read(root: &Path) -> Fingerprint {
-        EdgeModels::scan(root).fingerprint
+    pub fn read(root: &Path, order: &OnnxFileOrder) -> Fingerprint {
+        EdgeModels::scan(root, order).fingerprint
     }
 
     fn add(&mut self, dir: &Path, onnx: &Path) {
@@ -186,4 +240,45 @@ fn warm_up_batch(model: &ServedModel) -> Vec<Vec<u32>> {
     let id = |i: u32| i % u32::try_from(model.vocab_size.max(1)).unwrap_or(u32::MAX);
     let long = model.max_model_len.clamp(1, 4);
     vec![(1..=long as u32).map(id).collect(), vec![id(1)]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_order_takes_relative_paths_only() {
+        let order =
+            OnnxFileOrder::parse(" onnx/model_quantized.onnx , model.onnx,").expect("valid");
+        assert_eq!(order.0, ["onnx/model_quantized.onnx", "model.onnx"]);
+        for bad in [
+            "",
+            " , ",
+            "../model.onnx",
+            "/models/x/model.onnx",
+            "onnx/../../x.onnx",
+        ] {
+            assert!(OnnxFileOrder::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_first_file_of_the_order_is_served() {
+        let dir = std::env::temp_dir().join(format!("classify-order-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("onnx")).expect("temp dir");
+        for file in ["model.onnx", "onnx/model_quantized.onnx"] {
+            std::fs::write(dir.join(file), b"").expect("write");
+        }
+        let default = OnnxFileOrder::default().first_in(&dir);
+        let quantized_last = OnnxFileOrder::parse("model.onnx,onnx/model_quantized.onnx")
+            .expect("valid")
+            .first_in(&dir);
+        let missing = OnnxFileOrder::parse("onnx/model.onnx")
+            .expect("valid")
+            .first_in(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(default, Some(dir.join("onnx/model_quantized.onnx")));
+        assert_eq!(quantized_last, Some(dir.join("model.onnx")));
+        assert_eq!(missing, None);
+    }
 }

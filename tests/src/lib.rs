@@ -7,6 +7,7 @@ pub mod client;
 pub mod conformance;
 pub mod edge;
 pub mod edge_checks;
+pub mod exports;
 pub mod fixtures;
 pub mod native;
 pub mod server_thread;

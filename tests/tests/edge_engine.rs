@@ -1,12 +1,14 @@
 //! The edge engine (tract on the exported ONNX graphs) run natively against transformers' reference logits.
 
-use classify_edge::registry::EdgeModels;
+use classify_edge::onnx::OnnxClassifier;
+use classify_edge::registry::{EdgeModels, OnnxFileOrder};
 use classify_tests::conformance::{REFERENCE_TOLERANCE, assert_close};
+use classify_tests::exports::exported_files;
 use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 
 #[test]
 fn onnx_models_load_and_others_are_skipped() {
-    let models = EdgeModels::scan(&models_dir());
+    let models = EdgeModels::scan(&models_dir(), &OnnxFileOrder::default());
     let failures = models.load_all();
     assert!(failures.is_empty(), "{failures:?}");
     let served: Vec<&str> = models.loaded().map(|m| m.served.name.as_str()).collect();
@@ -22,7 +24,7 @@ fn onnx_models_load_and_others_are_skipped() {
 
 #[test]
 fn padded_batches_match_the_reference() {
-    let models = EdgeModels::scan(&models_dir());
+    let models = EdgeModels::scan(&models_dir(), &OnnxFileOrder::default());
     for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         let (_, model) = models.find(name).unwrap_or_else(|| panic!("{name}"));
@@ -44,6 +46,45 @@ fn padded_batches_match_the_reference() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_close(&alone[0], &logits[0], 1e-5, "alone vs batched");
     }
+}
+
+/// Every family exported every way users get ONNX files (optimum, its int8 copy, dynamo inline and with external
+/// data, the legacy exporter) loads and matches, as one padded batch and each input alone: fp32 files
+/// transformers (≤ 1e-4); int8 files onnxruntime running the same file (≤ 2e-2), or, where a value on a rounding
+/// boundary quantizes the other way, transformers at least as closely as onnxruntime does.
+#[test]
+fn every_export_matches_its_reference() {
+    let files = exported_files();
+    assert!(
+        files.len() >= 30,
+        "the manifest lists {} files",
+        files.len()
+    );
+    let failures: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let label = format!("{} ({}, {})", file.path, file.exporter, file.precision);
+            let (expected, tolerance) = file.expected();
+            let got = match file.run_on_edge() {
+                Ok(got) => got,
+                Err(e) => return Some(format!("{label}: {e}")),
+            };
+            let delta = got.max_delta(&expected);
+            let vs_transformers = got.max_delta(&file.transformers());
+            let int8_as_close = file.onnxruntime_logits.is_some()
+                && vs_transformers <= file.onnxruntime_vs_transformers;
+            if delta <= tolerance || int8_as_close {
+                println!("{label}: max |Δ| {delta:.2e} (vs transformers {vs_transformers:.2e})");
+                None
+            } else {
+                Some(format!(
+                    "{label}: max |Δ| {delta} (vs transformers {vs_transformers}, onnxruntime's {})",
+                    file.onnxruntime_vs_transformers
+                ))
+            }
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -69,7 +110,7 @@ fn a_broken_onnx_file_is_reported_with_its_path() {
     ] {
         std::fs::copy(models_dir().join("bert-3label").join(file), fine.join(file)).expect("copy");
     }
-    let models = EdgeModels::scan(&dir);
+    let models = EdgeModels::scan(&dir, &OnnxFileOrder::default());
     // Scanning loads nothing: the broken file is found when the model is first used.
     let fine_loads_alone = models.find("fine").map(|(_, m)| m.load().is_ok());
     let failures = models.load_all();
@@ -87,4 +128,18 @@ fn a_broken_onnx_file_is_reported_with_its_path() {
         failures[0].contains("broken") && failures[0].contains("model.onnx"),
         "{failures:?}"
     );
+}
+
+#[test]
+fn files_tract_cannot_run_are_refused_by_name() {
+    let refused = models_dir().join("../exports/refused");
+    let bnb4 = OnnxClassifier::load(&refused.join("matmul-bnb4.onnx"), 0).err();
+    let bnb4 = bnb4.unwrap_or_else(|| panic!("a MatMulBnb4 graph loaded"));
+    assert!(
+        bnb4.contains("com.microsoft.MatMulBnb4") && bnb4.contains("node `"),
+        "{bnb4}"
+    );
+    let fp16 = OnnxClassifier::load(&refused.join("fp16.onnx"), 0).err();
+    let fp16 = fp16.unwrap_or_else(|| panic!("an fp16 graph loaded"));
+    assert!(fp16.contains("float16"), "{fp16}");
 }

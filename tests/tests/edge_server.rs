@@ -2,12 +2,13 @@
 //! other builds and the pre-initialized snapshot, on fresh instances.
 
 use classify_tests::client::Client;
+use classify_tests::conformance::case05_reference_parity;
 use classify_tests::edge::{Build, EdgeServer, component, snapshot};
 use classify_tests::edge_checks::{
     forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
     same_answers_as_native, same_tokens_as_native,
 };
-use classify_tests::fixtures::models_dir;
+use classify_tests::fixtures::{Fixture, models_dir};
 
 #[test]
 fn edge_and_native_give_the_same_answers() {
@@ -77,4 +78,29 @@ fn a_snapshot_of_other_files_loads_the_mounted_ones() {
     let edge = EdgeServer::start_component(&component, &models_dir(), None, Some(1))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
     same_answers_as_native(&Client::new(&native.base_url), &Client::new(&edge.base_url));
+}
+
+#[test]
+fn the_component_reads_external_data_files() {
+    // torch's dynamo exporter as it comes: the graph in model.onnx, weights in model.onnx.data beside it.
+    let dir = std::env::temp_dir().join(format!("classify-external-{}", std::process::id()));
+    let name = "roberta-3label";
+    let model = dir.join(name);
+    std::fs::create_dir_all(&model).expect("temp dir");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(models_dir().join(name).join(file), model.join(file)).expect("copy");
+    }
+    let export = models_dir().join("../exports").join(name).join("dynamo");
+    for file in ["model.onnx", "model.onnx.data"] {
+        std::fs::copy(export.join(file), model.join(file)).expect("copy");
+    }
+    let edge = EdgeServer::start(&dir, None).unwrap_or_else(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("edge: {e:#}")
+    });
+    // /health loads the model; the component holds no file open afterwards, so the directory can go.
+    let health = Client::new(&edge.base_url).get("/health").json();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(health["status"], "ok", "{health}");
+    case05_reference_parity(&Client::new(&edge.base_url), &Fixture::load(name));
 }

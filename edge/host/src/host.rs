@@ -105,14 +105,9 @@ impl HostState {
         if let Some(url) = &self.native_url {
             wasi.env("NATIVE_URL", url);
         }
-        for name in [
-            "CLASSIFY_API_KEY",
-            "CLASSIFY_MAX_BODY_BYTES",
-            "CLASSIFY_MAX_INPUT_PER_REQUEST",
-        ] {
-            if let Ok(value) = std::env::var(name) {
-                wasi.env(name, value);
-            }
+        // The component's settings (CLASSIFY_API_KEY, CLASSIFY_ONNX_FILES, …) pass through from the host.
+        for (name, value) in std::env::vars().filter(|(name, _)| name.starts_with("CLASSIFY_")) {
+            wasi.env(name, value);
         }
         Ok(Store::new(&self.engine, GuestState::new(wasi.build())))
     }

@@ -10,7 +10,7 @@ use classify_protocol::{
 };
 use http::{HeaderMap, Request, Response};
 
-use crate::registry::EdgeModels;
+use crate::registry::{EdgeModels, OnnxFileOrder};
 
 #[cfg(feature = "wasi-http-p2")]
 mod p2;
@@ -48,7 +48,15 @@ struct EdgeState {
 fn state() -> &'static EdgeState {
     static STATE: OnceLock<EdgeState> = OnceLock::new();
     STATE.get_or_init(|| {
-        let models = snapshot::mounted_models(Path::new(MODELS_ROOT));
+        let models = match std::env::var("CLASSIFY_ONNX_FILES") {
+            Ok(list) => OnnxFileOrder::parse(&list)
+                .map(|order| snapshot::mounted_models(Path::new(MODELS_ROOT), &order)),
+            Err(_) => Ok(snapshot::mounted_models(
+                Path::new(MODELS_ROOT),
+                &OnnxFileOrder::default(),
+            )),
+        }
+        .unwrap_or_else(|reason| Box::leak(Box::new(EdgeModels::unusable(reason))));
         for name in &models.skipped {
             eprintln!("classify-edge: {MODELS_ROOT}/{name} has no ONNX file; requests for it are forwarded");
         }

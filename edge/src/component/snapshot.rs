@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::registry::{EdgeModels, Fingerprint};
+use crate::registry::{EdgeModels, Fingerprint, OnnxFileOrder};
 
 /// Models loaded by `wizer-initialize`, when this instance comes from a snapshot.
 static PRELOADED: OnceLock<EdgeModels> = OnceLock::new();
@@ -24,7 +24,7 @@ struct Preinit;
 
 impl bindings::Guest for Preinit {
     fn wizer_initialize() {
-        let models = EdgeModels::scan(Path::new(super::MODELS_ROOT));
+        let models = EdgeModels::scan(Path::new(super::MODELS_ROOT), &OnnxFileOrder::default());
         // Failures are kept with their model and reported when a request or /health asks for it.
         let _failures = models.load_all();
         let _ = PRELOADED.set(models);
@@ -38,10 +38,11 @@ impl bindings::Guest for Preinit {
 
 bindings::export!(Preinit with_types_in bindings);
 
-/// The models this instance serves: the snapshot's when they match what is mounted, else a fresh scan.
-pub(super) fn mounted_models(root: &Path) -> &'static EdgeModels {
+/// The models this instance serves: the snapshot's when they match what is mounted (and the same files are
+/// chosen), else a fresh scan.
+pub(super) fn mounted_models(root: &Path, order: &OnnxFileOrder) -> &'static EdgeModels {
     if let Some(preloaded) = PRELOADED.get() {
-        if *preloaded.fingerprint() == Fingerprint::read(root) {
+        if *preloaded.fingerprint() == Fingerprint::read(root, order) {
             return preloaded;
         }
         eprintln!(
@@ -49,5 +50,5 @@ pub(super) fn mounted_models(root: &Path) -> &'static EdgeModels {
             root.display()
         );
     }
-    Box::leak(Box::new(EdgeModels::scan(root)))
+    Box::leak(Box::new(EdgeModels::scan(root, order)))
 }

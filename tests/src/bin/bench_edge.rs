@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use classify_edge::registry::EdgeModels;
+use classify_edge::registry::{EdgeModels, OnnxFileOrder};
 use classify_edge_host::{EdgeHost, EdgeHostOptions};
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
@@ -75,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let models = EdgeModels::scan(&options.models);
+    let models = EdgeModels::scan(&options.models, &OnnxFileOrder::default());
     let failures = models.load_all();
     anyhow::ensure!(failures.is_empty(), "{failures:?}");
     let loaded = match &options.model {

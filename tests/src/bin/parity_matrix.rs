@@ -1,10 +1,13 @@
 //! Prints, per encoder fixture, the largest |logit − transformers' logit| of the native engine (candle) and of the
-//! edge engine (tract on the fixture's ONNX export), over the reference inputs run as one padded batch.
+//! edge engine (tract on the ONNX file the edge serves), over the reference inputs run as one padded batch; then,
+//! per exported file (every family × every export way), the edge's |Δ| against transformers and, for int8 files,
+//! against onnxruntime running the same file (batched and each input alone).
 //! `cargo run -p classify-tests --bin parity-matrix`.
 
 use candle_core::{DType, Device};
-use classify_edge::registry::EdgeModels;
+use classify_edge::registry::{EdgeModels, OnnxFileOrder};
 use classify_native::device::Placement;
+use classify_tests::exports::exported_files;
 use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 
 fn max_delta(got: &[Vec<f32>], fixture: &Fixture) -> f32 {
@@ -23,10 +26,8 @@ fn main() -> anyhow::Result<()> {
         device: Device::Cpu,
         dtype: DType::F32,
     };
-    let edge = EdgeModels::scan(&models_dir());
-    println!(
-        "| fixture | architecture | native max abs Δ | edge (ONNX, dynamo export) max abs Δ |"
-    );
+    let edge = EdgeModels::scan(&models_dir(), &OnnxFileOrder::default());
+    println!("| fixture | architecture | native max abs Δ | edge (served ONNX file) max abs Δ |");
     println!("|---|---|---|---|");
     for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
@@ -45,6 +46,28 @@ fn main() -> anyhow::Result<()> {
         println!(
             "| {name} | {} | {native_delta:.2e} | {edge_delta} |",
             fixture.reference.architecture
+        );
+    }
+    println!();
+    println!(
+        "| file | exporter | precision | edge vs transformers | edge vs onnxruntime | onnxruntime vs transformers |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for file in exported_files() {
+        let (edge_vs_transformers, edge_vs_onnxruntime) = match file.run_on_edge() {
+            Ok(logits) => (
+                format!("{:.2e}", logits.max_delta(&file.transformers())),
+                if file.onnxruntime_logits.is_some() {
+                    format!("{:.2e}", logits.max_delta(&file.expected().0))
+                } else {
+                    "(fp32: same as transformers)".to_owned()
+                },
+            ),
+            Err(e) => (format!("fails: {e}"), String::new()),
+        };
+        println!(
+            "| {} | {} | {} | {edge_vs_transformers} | {edge_vs_onnxruntime} | {:.2e} |",
+            file.path, file.exporter, file.precision, file.onnxruntime_vs_transformers
         );
     }
     Ok(())

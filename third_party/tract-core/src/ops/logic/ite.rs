@@ -29,6 +29,14 @@ impl TypedOp for IfThenElse {
         ensure!(inputs[0].shape.volume() == 1.to_dim());
         ensure!(self.then_body.inputs.len() == self.then_input_mapping.len());
         ensure!(self.else_body.inputs.len() == self.else_input_mapping.len());
+        // classify patch: with a known condition only the branch taken gives the outputs (declutter then inlines
+        // it), so the other branch may disagree. transformers' DeBERTa, exported by optimum, guards a rebuild of
+        // the relative positions with `key_len != query_len` (always false in self-attention) whose branches
+        // return [1, seq, seq] and [1, 1, seq, seq].
+        if let Some(cond) = &inputs[0].konst {
+            let body = if cond.cast_to_scalar::<bool>()? { &self.then_body } else { &self.else_body };
+            return (0..body.outputs.len()).map(|i| Ok(body.output_fact(i)?.clone())).collect();
+        }
         let mut facts = tvec!();
         for i in 0..self.then_body.outputs.len() {
             ensure!(

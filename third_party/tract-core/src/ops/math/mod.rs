@@ -346,7 +346,11 @@ fn declutter_mul(
         )?));
     }
 
-    if let Some(uniform) = crate::ops::binary::one_input_is_uniform(model, node)? {
+    // classify patch: a uniform symbolic TDim (`sequence`, from a Shape) has no numeric value; it is not a zero
+    // or a power of two, so it is left alone instead of failing the whole declutter pass.
+    if let Some(uniform) = crate::ops::binary::one_input_is_uniform(model, node)?
+        && uniform.uni.cast_to_scalar::<f64>().is_ok()
+    {
         let var_fact = model.outlet_fact(uniform.var)?;
         if uniform.uni.cast_to_scalar::<f64>()? == 0.0 {
             let shapes =

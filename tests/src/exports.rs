@@ -1,0 +1,145 @@
+//! The encoder fixtures exported the ways users get ONNX files (`tests/fixtures/exports/manifest.json`, written by
+//! export_variants.py), and running one of them on the edge engine against its reference.
+
+use std::path::PathBuf;
+
+use classify_edge::onnx::OnnxClassifier;
+use classify_protocol::ModelFiles;
+use serde::Deserialize;
+
+use crate::conformance::REFERENCE_TOLERANCE;
+use crate::fixtures::{Fixture, models_dir};
+
+/// Tolerance of an int8 export against onnxruntime running the same file.
+pub const INT8_TOLERANCE: f32 = 2e-2;
+
+/// One exported file of the manifest.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExportedFile {
+    pub model: String,
+    /// Relative to tests/fixtures.
+    pub path: String,
+    pub exporter: String,
+    pub precision: String,
+    /// The largest |onnxruntime − transformers| over the reference inputs.
+    pub onnxruntime_vs_transformers: f32,
+    /// For int8 files, the reference there: what onnxruntime computes for each reference input alone (the edge
+    /// runs graphs that quantize activations one sequence at a time, so batching does not change them).
+    #[serde(default)]
+    pub onnxruntime_logits: Option<Vec<Vec<f32>>>,
+}
+
+/// Logits for the reference inputs: all of them in one padded batch, and each alone.
+pub struct ReferenceLogits {
+    pub batched: Vec<Vec<f32>>,
+    pub alone: Vec<Vec<f32>>,
+}
+
+impl ReferenceLogits {
+    fn transformers(fixture: &Fixture) -> ReferenceLogits {
+        let logits: Vec<Vec<f32>> = fixture
+            .reference
+            .inputs
+            .iter()
+            .map(|i| i.logits.clone())
+            .collect();
+        ReferenceLogits {
+            batched: logits.clone(),
+            alone: logits,
+        }
+    }
+
+    /// The largest |self − other| over both runs; NaN if any logit is NaN or a shape differs.
+    pub fn max_delta(&self, other: &ReferenceLogits) -> f32 {
+        let rows = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            if a.len() != b.len() {
+                return f32::NAN;
+            }
+            let mut worst = 0.0f32;
+            for (x, y) in a.iter().zip(b) {
+                if x.len() != y.len() {
+                    return f32::NAN;
+                }
+                for delta in x.iter().zip(y).map(|(p, q)| (p - q).abs()) {
+                    if delta.is_nan() {
+                        return f32::NAN;
+                    }
+                    worst = worst.max(delta);
+                }
+            }
+            worst
+        };
+        let batched = rows(&self.batched, &other.batched);
+        let alone = rows(&self.alone, &other.alone);
+        if batched.is_nan() || alone.is_nan() {
+            f32::NAN
+        } else {
+            batched.max(alone)
+        }
+    }
+}
+
+impl ExportedFile {
+    pub fn full_path(&self) -> PathBuf {
+        models_dir().join("..").join(&self.path)
+    }
+
+    pub fn fixture(&self) -> Fixture {
+        Fixture::load(&self.model)
+    }
+
+    /// What the edge must match, and how closely: transformers for fp32 files, onnxruntime for int8 ones.
+    pub fn expected(&self) -> (ReferenceLogits, f32) {
+        match &self.onnxruntime_logits {
+            Some(alone) => (
+                ReferenceLogits {
+                    batched: alone.clone(),
+                    alone: alone.clone(),
+                },
+                INT8_TOLERANCE,
+            ),
+            None => (
+                ReferenceLogits::transformers(&self.fixture()),
+                REFERENCE_TOLERANCE,
+            ),
+        }
+    }
+
+    /// transformers' logits for the fixture's reference inputs.
+    pub fn transformers(&self) -> ReferenceLogits {
+        ReferenceLogits::transformers(&self.fixture())
+    }
+
+    /// Loads the file on the edge engine and runs the reference inputs, batched and each alone.
+    pub fn run_on_edge(&self) -> Result<ReferenceLogits, String> {
+        let fixture = self.fixture();
+        let pad = ModelFiles::read(&fixture.dir)?
+            .config
+            .pad_token_id
+            .unwrap_or(0);
+        let classifier = OnnxClassifier::load(&self.full_path(), pad)?;
+        let batch = fixture.reference_batch();
+        let batched = classifier.run(&batch)?;
+        let alone = batch
+            .iter()
+            .map(|sequence| {
+                let mut logits = classifier.run(std::slice::from_ref(sequence))?;
+                logits.pop().ok_or_else(|| "no logits".to_owned())
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(ReferenceLogits { batched, alone })
+    }
+}
+
+/// Every exported file of the manifest; panics (failing the test) when it is missing.
+pub fn exported_files() -> Vec<ExportedFile> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        files: Vec<ExportedFile>,
+    }
+    let path = models_dir().join("../exports/manifest.json");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let manifest: Manifest =
+        serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    manifest.files
+}
