@@ -34,6 +34,10 @@ struct Options {
     /// Timed requests per fresh-instance measurement.
     #[arg(long, default_value_t = 30)]
     fresh_iterations: usize,
+    /// Only the component as built, on a reused instance (no snapshot, no fresh instances, no Spin): for models of
+    /// hundreds of MB, whose snapshots take minutes.
+    #[arg(long)]
+    warm_only: bool,
 }
 
 const SHORT: &str = "ok";
@@ -146,6 +150,12 @@ fn main() -> anyhow::Result<()> {
         Ok(output)
     };
     let model = served.name.clone();
+    if options.warm_only {
+        let server = EdgeServer::serve(EdgeHost::new(&host_options)?)?;
+        measure(&options, "edge-host", &server.base_url, &model, &inputs, None);
+        let _ = std::fs::remove_dir_all(cache);
+        return Ok(());
+    }
     let p3_snapshot = snapshot(&options.component)?;
     for (label, component) in [("", &options.component), (" snapshot", &p3_snapshot)] {
         for reuse in [None, Some(1)] {
