@@ -152,7 +152,14 @@ fn main() -> anyhow::Result<()> {
     let model = served.name.clone();
     if options.warm_only {
         let server = EdgeServer::serve(EdgeHost::new(&host_options)?)?;
-        measure(&options, "edge-host", &server.base_url, &model, &inputs, None);
+        measure(
+            &options,
+            "edge-host",
+            &server.base_url,
+            &model,
+            &inputs,
+            None,
+        );
         let _ = std::fs::remove_dir_all(cache);
         return Ok(());
     }
