@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
@@ -32,6 +33,9 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// A request that has not produced a response by then gets a 504-like error and the instance is replaced.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long shutdown waits for in-flight requests before giving up on them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct EdgeHostOptions {
@@ -255,25 +259,35 @@ impl EdgeHost {
     }
 
     /// Serves until `shutdown` resolves.
+    /// Serves on `listener` until `shutdown` resolves, then stops accepting and lets in-flight requests finish
+    /// (up to [`SHUTDOWN_GRACE`]), like the native server.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let host = Arc::new(self);
+        let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                () = &mut shutdown => return,
+                () = &mut shutdown => break,
             };
             let Ok((stream, _)) = accepted else { continue };
             let host = Arc::clone(&host);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| {
-                    let host = Arc::clone(&host);
-                    async move { Ok::<_, std::convert::Infallible>(host.respond(request).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+            let service = service_fn(move |request| {
+                let host = Arc::clone(&host);
+                async move { Ok::<_, std::convert::Infallible>(host.respond(request).await) }
             });
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                let _ = connection.await;
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            eprintln!("edge-host: in-flight requests did not finish within {SHUTDOWN_GRACE:?}");
         }
     }
 }

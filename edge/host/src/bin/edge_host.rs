@@ -100,9 +100,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listener.local_addr()?,
         started.elapsed().as_secs_f64()
     );
-    host.serve(listener, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    host.serve(listener, interrupted_or_terminated()).await;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM (what Kubernetes and systemd send), so that in-flight requests can finish.
+async fn interrupted_or_terminated() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("edge-host: shutting down: finishing in-flight requests");
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("edge-host: shutting down: finishing in-flight requests");
 }
