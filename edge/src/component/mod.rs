@@ -83,6 +83,12 @@ fn state() -> &'static EdgeState {
 
 /// A model that cannot serve: 503, and the reason on stderr once per instance.
 fn report_failure(message: &str) -> ApiError {
+    log_once(message);
+    ApiError::new(ErrorKind::Unavailable, message)
+}
+
+/// Writes `message` to stderr the first time this instance sees it (an outage repeats the same lines).
+fn log_once(message: &str) {
     static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
     if let Ok(mut reported) = REPORTED.lock()
         && !reported.iter().any(|m| m == message)
@@ -90,7 +96,6 @@ fn report_failure(message: &str) -> ApiError {
         eprintln!("classify-edge: {message}");
         reported.push(message.to_owned());
     }
-    ApiError::new(ErrorKind::Unavailable, message)
 }
 
 impl Backend for EdgeBackend {
@@ -187,7 +192,7 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
         .method(request.method().clone())
         .uri(&url)
         .body(request.body().clone())
-        .map_err(|e| upstream(ErrorKind::Upstream, &url, &e.to_string()))?;
+        .map_err(|e| upstream(ErrorKind::Upstream, base, &e.to_string()))?;
     copy_end_to_end(request.headers(), outgoing.headers_mut());
     // The body is whole: say its length, or Spin 4.0 sends it chunked without saying so and the server reads
     // an empty body followed by garbage.
@@ -197,8 +202,8 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
     let response = transport::send(outgoing)
         .await
         .map_err(|failure| match failure {
-            SendFailure::Timeout(reason) => upstream(ErrorKind::UpstreamTimeout, &url, &reason),
-            SendFailure::Other(reason) => upstream(ErrorKind::Upstream, &url, &reason),
+            SendFailure::Timeout(reason) => upstream(ErrorKind::UpstreamTimeout, base, &reason),
+            SendFailure::Other(reason) => upstream(ErrorKind::Upstream, base, &reason),
         })?;
     let (parts, body) = response.into_parts();
     let mut answer = Response::new(body);
@@ -207,11 +212,17 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
     Ok(answer)
 }
 
-fn upstream(kind: ErrorKind, url: &str, reason: &str) -> ApiError {
-    ApiError::new(
-        kind,
-        format!("the native server at {url} did not answer: {reason}"),
-    )
+/// The client learns that the native server failed, not where it is: its URL and the transport's reason go to
+/// the component's log.
+fn upstream(kind: ErrorKind, base: &str, reason: &str) -> ApiError {
+    log_once(&format!(
+        "the native server at {base} did not answer: {reason}"
+    ));
+    let message = match kind {
+        ErrorKind::UpstreamTimeout => "the native server did not answer in time",
+        _ => "the native server did not answer",
+    };
+    ApiError::new(kind, message)
 }
 
 /// The whole request, read under the body limit, through the protocol handler.
