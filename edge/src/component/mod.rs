@@ -35,7 +35,12 @@ enum SendFailure {
 struct EdgeBackend {
     models: &'static EdgeModels,
     /// The native server for models not mounted here (`NATIVE_URL`).
-    native_url: Option<String>,
+    native: Option<NativeServer>,
+}
+
+struct NativeServer {
+    url: String,
+    timeouts: transport::UpstreamTimeouts,
 }
 
 struct EdgeState {
@@ -67,7 +72,13 @@ fn state() -> &'static EdgeState {
         EdgeState {
             backend: EdgeBackend {
                 models,
-                native_url: std::env::var("NATIVE_URL").ok().filter(|url| !url.is_empty()),
+                native: std::env::var("NATIVE_URL")
+                    .ok()
+                    .filter(|url| !url.is_empty())
+                    .map(|url| NativeServer {
+                        url,
+                        timeouts: transport::UpstreamTimeouts::from_env(),
+                    }),
             },
             config: HandlerConfig {
                 max_body_bytes: env_number("CLASSIFY_MAX_BODY_BYTES", defaults.max_body_bytes),
@@ -134,22 +145,22 @@ impl Backend for EdgeBackend {
     }
 
     async fn forward(&self, request: &Request<Vec<u8>>) -> Option<Response<Vec<u8>>> {
-        let base = self.native_url.as_deref()?;
+        let native = self.native.as_ref()?;
         Some(
-            forward(base, request)
+            forward(native, request)
                 .await
                 .unwrap_or_else(|e| error_response(&e)),
         )
     }
 
     async fn remote_models(&self) -> Vec<serde_json::Value> {
-        let Some(base) = self.native_url.as_deref() else {
+        let Some(native) = self.native.as_ref() else {
             return Vec::new();
         };
         let Ok(request) = Request::get("/v1/models").body(Vec::new()) else {
             return Vec::new();
         };
-        match forward(base, &request).await {
+        match forward(native, &request).await {
             Ok(response) if response.status().is_success() => {
                 serde_json::from_slice::<serde_json::Value>(response.body())
                     .ok()
@@ -184,8 +195,12 @@ fn copy_end_to_end(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Sends `request` unchanged (method, path, query, headers, body) to the native server at `base`.
-async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<u8>>, ApiError> {
+/// Sends `request` unchanged (method, path, query, headers, body) to the native server.
+async fn forward(
+    native: &NativeServer,
+    request: &Request<Vec<u8>>,
+) -> Result<Response<Vec<u8>>, ApiError> {
+    let base = native.url.as_str();
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let mut outgoing = Request::builder()
@@ -199,7 +214,7 @@ async fn forward(base: &str, request: &Request<Vec<u8>>) -> Result<Response<Vec<
     outgoing
         .headers_mut()
         .insert(http::header::CONTENT_LENGTH, request.body().len().into());
-    let response = transport::send(outgoing)
+    let response = transport::send(outgoing, &native.timeouts)
         .await
         .map_err(|failure| match failure {
             SendFailure::Timeout(reason) => upstream(ErrorKind::UpstreamTimeout, base, &reason),

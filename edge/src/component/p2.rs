@@ -9,7 +9,20 @@ use spin_sdk::http::{ErrorCode, IncomingRequest, IncomingResponse, SendError};
 
 use super::SendFailure;
 
-pub(super) async fn send(request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, SendFailure> {
+/// spin-sdk 5 sends without request options, so on wasi:http 0.2 the host's own timeouts apply to forwarded
+/// requests (the p3 builds set their own).
+pub(super) struct UpstreamTimeouts;
+
+impl UpstreamTimeouts {
+    pub(super) fn from_env() -> UpstreamTimeouts {
+        UpstreamTimeouts
+    }
+}
+
+pub(super) async fn send(
+    request: Request<Vec<u8>>,
+    _timeouts: &UpstreamTimeouts,
+) -> Result<Response<Vec<u8>>, SendFailure> {
     let response: IncomingResponse =
         spin_sdk::http::send(request)
             .await

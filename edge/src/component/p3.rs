@@ -1,16 +1,54 @@
 //! wasi:http 0.3 (WASIp3): the `handler` export and outgoing requests through spin-sdk 6 (the 2026-03-15
 //! release candidate) or 7 (0.3.0 final); the two SDKs share this API.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use spin_sdk::http::body::IncomingBodyExt;
-use spin_sdk::wasip3::http::types::ErrorCode;
+use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
+use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
 
 use super::SendFailure;
 
-pub(super) async fn send(request: Request<Vec<u8>>) -> Result<Response<Vec<u8>>, SendFailure> {
-    let response = spin_sdk::http::send(request.map(|body| Full::new(Bytes::from(body))))
+/// Limits on a forwarded request, well under hosts' own request limits (Spin, edge-host: 120 s), so that a hung
+/// native server gives 504 `upstream_timeout` instead of the host's 500.
+pub(super) struct UpstreamTimeouts {
+    /// To open the connection (`CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS`, default 2 s).
+    connect: Duration,
+    /// From sending the request to the first byte of the answer (`CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS`,
+    /// default 30 s).
+    first_byte: Duration,
+}
+
+impl UpstreamTimeouts {
+    pub(super) fn from_env() -> UpstreamTimeouts {
+        let millis = |name: &str, default: u64| {
+            let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+            Duration::from_millis(value.unwrap_or(default))
+        };
+        UpstreamTimeouts {
+            connect: millis("CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS", 2_000),
+            first_byte: millis("CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS", 30_000),
+        }
+    }
+}
+
+pub(super) async fn send(
+    request: Request<Vec<u8>>,
+    timeouts: &UpstreamTimeouts,
+) -> Result<Response<Vec<u8>>, SendFailure> {
+    let mut request = request.map(|body| Full::new(Bytes::from(body)));
+    let options = RequestOptions::new();
+    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    // An error means the host does not support that timeout; its own limit applies then.
+    let _ = options.set_connect_timeout(Some(nanos(timeouts.connect)));
+    let _ = options.set_first_byte_timeout(Some(nanos(timeouts.first_byte)));
+    request
+        .extensions_mut()
+        .insert(RequestOptionsExtension(options));
+    let response = spin_sdk::http::send(request)
         .await
         .map_err(|code| match code {
             ErrorCode::ConnectionTimeout
