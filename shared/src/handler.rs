@@ -175,10 +175,13 @@ fn authorize(config: &HandlerConfig, route: Route, headers: &HeaderMap) -> Resul
     if route == Route::Health {
         return Ok(());
     }
+    // The scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` work too.
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     match presented {
         Some(token) if constant_time_eq(token.trim().as_bytes(), key.as_bytes()) => Ok(()),
         Some(_) => Err(ApiError::new(ErrorKind::Authentication, "invalid API key")),

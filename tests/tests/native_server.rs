@@ -108,6 +108,22 @@ fn api_key_guards_every_route_but_health() {
         Some(body.as_bytes()),
     );
     assert_eq!(right.status, 200, "{}", right.text);
+    // The scheme is case-insensitive (RFC 9110); another scheme or a wrong key is refused.
+    for (value, status) in [
+        ("bearer s3cret", 200),
+        ("BEARER  s3cret", 200),
+        ("Basic s3cret", 401),
+        ("Bearers3cret", 401),
+        ("bearer s3cre", 401),
+    ] {
+        let reply = client.request(
+            "POST",
+            "/v1/classify",
+            &[json, ("authorization", value)],
+            Some(body.as_bytes()),
+        );
+        assert_eq!(reply.status, status, "{value}: {}", reply.text);
+    }
     assert_eq!(client.get("/health").status, 200);
 }
 
