@@ -51,6 +51,10 @@ pub struct Args {
     /// Largest request body in bytes; larger bodies get 413.
     #[arg(long, env = "CLASSIFY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a client may take to send a request's headers (from connecting, or from the previous answer on a
+    /// kept-alive connection); slower connections are closed.
+    #[arg(long, env = "CLASSIFY_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    pub header_read_timeout: u64,
     /// Require `Authorization: Bearer <KEY>` on every route but /health and /metrics.
     #[arg(long, env = "CLASSIFY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

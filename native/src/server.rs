@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
@@ -33,6 +33,7 @@ pub struct App {
     backend: NativeBackend,
     handler: HandlerConfig,
     prometheus: PrometheusHandle,
+    header_read_timeout: Duration,
 }
 
 impl App {
@@ -76,6 +77,7 @@ impl App {
                 api_key: args.api_key.clone(),
             },
             prometheus: names::prometheus(),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
         })
     }
 
@@ -150,12 +152,17 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<O
                 continue;
             }
         };
+        let header_read_timeout = app.header_read_timeout;
         let app = Arc::clone(&app);
         let service = service_fn(move |request| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(app.respond(request).await) }
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        // Without a timer hyper never times out a client that trickles or withholds its headers.
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

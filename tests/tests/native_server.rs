@@ -2,8 +2,11 @@
 //! hostile bodies, and startup errors.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use classify_tests::client::Client;
@@ -406,4 +409,25 @@ fn sharded_checkpoints_load_like_single_files() {
     }
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_client_that_withholds_its_headers_is_cut_off() {
+    let server = serve("bert-sentiment", &["--header-read-timeout", "1"]);
+    let address = server.base_url.trim_start_matches("http://");
+    let mut slow = TcpStream::connect(address).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    slow.write_all(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    // Returns when the server closes the connection (or after 10 s, which fails the test).
+    let _ = slow.read_to_end(&mut rest);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(5),
+        "closed after {took:?}"
+    );
+    assert_eq!(Client::new(&server.base_url).get("/health").status, 200);
 }

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
@@ -33,6 +33,9 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// A request that has not produced a response by then gets a 504-like error and the instance is replaced.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a client may take to send a request's headers before its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutdown waits for in-flight requests before giving up on them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -276,7 +279,11 @@ impl EdgeHost {
                 let host = Arc::clone(&host);
                 async move { Ok::<_, std::convert::Infallible>(host.respond(request).await) }
             });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            // Without a timer hyper never times out a client that trickles or withholds its headers.
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
                 let _ = connection.await;
