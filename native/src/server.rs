@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classify_protocol::accept::AcceptBackoff;
 use classify_protocol::body::read_limited;
 use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response, handle};
 use http::{Method, Request, Response, header};
@@ -140,16 +141,26 @@ impl App {
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let mut backoff = AcceptBackoff::default();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
         let (stream, peer) = match accepted {
-            Ok(connection) => connection,
+            Ok(connection) => {
+                backoff.succeeded();
+                connection
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                continue;
+                let failure = backoff.failed(&e, Instant::now());
+                if let Some(line) = failure.log {
+                    tracing::warn!("{line}");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(failure.wait) => continue,
+                    () = &mut shutdown => break,
+                }
             }
         };
         let header_read_timeout = app.header_read_timeout;

@@ -1,6 +1,7 @@
 //! The `/v1/classify` contract, independent of any inference engine, for the edge component (wasm32-wasip2)
 //! and the native server alike.
 
+pub mod accept;
 pub mod activation;
 pub mod backend;
 pub mod body;

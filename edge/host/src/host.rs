@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classify_protocol::accept::AcceptBackoff;
 use classify_protocol::{ApiError, ErrorKind, error_response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -268,12 +269,28 @@ impl EdgeHost {
         let host = Arc::new(self);
         let graceful = GracefulShutdown::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let mut backoff = AcceptBackoff::default();
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
             };
-            let Ok((stream, _)) = accepted else { continue };
+            let stream = match accepted {
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
+                Err(e) => {
+                    let failure = backoff.failed(&e, Instant::now());
+                    if let Some(line) = failure.log {
+                        eprintln!("edge-host: {line}");
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(failure.wait) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            };
             let host = Arc::clone(&host);
             let service = service_fn(move |request| {
                 let host = Arc::clone(&host);
