@@ -91,17 +91,17 @@ impl<'a> ExternalData<'a> {
         let length = number("length")?;
         let file = self.open(&location)?;
         let read = |file: &mut File| -> std::io::Result<Vec<u8>> {
+            let size = file.metadata()?.len();
+            let end = length.map_or(Some(size), |length| offset.checked_add(length));
+            let Some(end) = end.filter(|&end| offset <= end && end <= size) else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("the range ends past the file's {size} bytes"),
+                ));
+            };
             file.seek(SeekFrom::Start(offset))?;
-            let mut bytes = Vec::new();
-            match length {
-                Some(length) => {
-                    bytes.resize(usize::try_from(length).unwrap_or(usize::MAX), 0);
-                    file.read_exact(&mut bytes)?;
-                }
-                None => {
-                    file.read_to_end(&mut bytes)?;
-                }
-            }
+            let mut bytes = vec![0; usize::try_from(end - offset).map_err(std::io::Error::other)?];
+            file.read_exact(&mut bytes)?;
             Ok(bytes)
         };
         let bytes = read(file).map_err(|e| {

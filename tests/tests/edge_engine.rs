@@ -143,3 +143,20 @@ fn files_tract_cannot_run_are_refused_by_name() {
     let fp16 = fp16.unwrap_or_else(|| panic!("an fp16 graph loaded"));
     assert!(fp16.contains("float16"), "{fp16}");
 }
+
+#[test]
+fn truncated_external_data_is_an_error_not_a_crash() {
+    let dir = std::env::temp_dir().join(format!("classify-truncated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let export = models_dir().join("../exports/roberta-3label/dynamo");
+    std::fs::copy(export.join("model.onnx"), dir.join("model.onnx")).expect("copy");
+    let data = std::fs::read(export.join("model.onnx.data")).expect("read");
+    std::fs::write(dir.join("model.onnx.data"), &data[..data.len() / 2]).expect("write");
+    let loaded = OnnxClassifier::load(&dir.join("model.onnx"), 1).err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let error = loaded.unwrap_or_else(|| panic!("a truncated data file loaded"));
+    assert!(
+        error.contains("model.onnx.data") && error.contains("past the file"),
+        "{error}"
+    );
+}
