@@ -131,16 +131,21 @@ impl<'a> ExternalData<'a> {
     /// A location must name a file inside the model's directory.
     fn resolve(&self, location: &str) -> Result<PathBuf, String> {
         let relative = Path::new(location);
-        let inside = relative
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !inside || location.is_empty() {
+        if !stays_inside(relative) {
             return Err(format!(
                 "external data location `{location}` is not a file inside the model's directory"
             ));
         }
         Ok(self.dir.join(relative))
     }
+}
+
+/// Whether `relative`, joined to a directory, names something inside it: not empty, not absolute, no `..`.
+pub(crate) fn stays_inside(relative: &Path) -> bool {
+    relative.components().next().is_some()
+        && relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Calls `f` on every tensor stored in the graph: initializers and tensor attributes, in subgraphs too.

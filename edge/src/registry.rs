@@ -43,10 +43,7 @@ impl OnnxFileOrder {
             return Err(format!("CLASSIFY_ONNX_FILES `{list}` names no file"));
         }
         for file in &files {
-            let inside = Path::new(file)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-            if !inside {
+            if !crate::onnx_file::stays_inside(Path::new(file)) {
                 return Err(format!(
                     "CLASSIFY_ONNX_FILES: `{file}` is not a path inside a model directory"
                 ));
