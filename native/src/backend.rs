@@ -1,6 +1,5 @@
-//! The native [`Backend`]: one batcher per model, and an admission limit across all of them.
+//! The native [`Backend`]: one batcher per model, and a bounded set of threads for parsing and tokenization.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use classify_protocol::{ApiError, Backend, InferenceJob, ServedModel};
@@ -13,16 +12,16 @@ use crate::models::LoadedModel;
 pub struct NativeBackend {
     models: Vec<ServedModel>,
     batchers: Vec<Batcher>,
-    admission: Arc<Semaphore>,
-    max_concurrent_requests: usize,
+    /// Permits to run CPU-bound request work, one per thread allowed to do it at once.
+    cpu_workers: Semaphore,
 }
 
 impl NativeBackend {
-    /// Starts a batcher thread per model.
+    /// Starts a batcher thread per model; `cpu_workers` requests at most parse and tokenize at once.
     pub fn start(
         loaded: Vec<LoadedModel>,
         limits: BatchLimits,
-        max_concurrent_requests: usize,
+        cpu_workers: usize,
     ) -> std::io::Result<Self> {
         let mut models = Vec::with_capacity(loaded.len());
         let mut batchers = Vec::with_capacity(loaded.len());
@@ -37,8 +36,7 @@ impl NativeBackend {
         Ok(NativeBackend {
             models,
             batchers,
-            admission: Arc::new(Semaphore::new(max_concurrent_requests)),
-            max_concurrent_requests,
+            cpu_workers: Semaphore::new(cpu_workers.max(1)),
         })
     }
 }
@@ -49,9 +47,6 @@ impl Backend for NativeBackend {
     }
 
     async fn classify(&self, model: usize, job: InferenceJob) -> Result<Vec<Vec<f32>>, ApiError> {
-        let _permit = Arc::clone(&self.admission)
-            .try_acquire_owned()
-            .map_err(|_| ApiError::overloaded(self.max_concurrent_requests))?;
         let batcher = self
             .batchers
             .get(model)
@@ -61,6 +56,20 @@ impl Backend for NativeBackend {
             .await
             .map_err(|_| ApiError::internal("the model worker stopped"))?
             .map_err(|e| ApiError::internal(format!("inference failed: {e}")))
+    }
+
+    /// On a multi-threaded runtime the work leaves the async worker (`block_in_place` hands the worker's other
+    /// tasks to another thread), so `/health` and `/metrics` keep answering while huge inputs are tokenized.
+    async fn run_cpu_bound<R>(&self, work: impl FnOnce() -> R) -> R {
+        // The semaphore is never closed, so acquiring only waits.
+        let _permit = self.cpu_workers.acquire().await.ok();
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(work)
+        } else {
+            work()
+        }
     }
 
     fn record_tokenization(&self, model: &str, elapsed: Duration) {

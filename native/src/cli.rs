@@ -42,7 +42,8 @@ pub struct Args {
     /// Most requests merged into one batch; 1 disables cross-request batching.
     #[arg(long, env = "CLASSIFY_MAX_BATCH_REQUESTS", default_value_t = 64)]
     pub max_batch_requests: usize,
-    /// Classify requests admitted at once (queued or running); more get 429 at once.
+    /// Classify and tokenize requests admitted at once (from reading their body to the answer); more get 429 at
+    /// once, before their body is read.
     #[arg(long, env = "CLASSIFY_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
     /// Most inputs in one classify request.
@@ -52,9 +53,22 @@ pub struct Args {
     #[arg(long, env = "CLASSIFY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Seconds a client may take to send a request's headers (from connecting, or from the previous answer on a
-    /// kept-alive connection); slower connections are closed.
+    /// kept-alive connection, so this is also the keep-alive idle timeout); slower connections are closed.
     #[arg(long, env = "CLASSIFY_HEADER_READ_TIMEOUT", default_value_t = 10)]
     pub header_read_timeout: u64,
+    /// Seconds a request body may stall (nothing arriving) before the request gets 408.
+    #[arg(long, env = "CLASSIFY_BODY_READ_TIMEOUT", default_value_t = 30)]
+    pub body_read_timeout: u64,
+    /// Open connections at most; a connection past it is answered 503 and closed at once.
+    #[arg(long, env = "CLASSIFY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Connections the kernel queues before they are accepted (bursts beyond it are reset; the kernel caps it at
+    /// net.core.somaxconn).
+    #[arg(long, env = "CLASSIFY_LISTEN_BACKLOG", default_value_t = 4096)]
+    pub listen_backlog: u32,
+    /// Threads that parse and tokenize requests, off the async workers (0: one per CPU core).
+    #[arg(long, env = "CLASSIFY_TOKENIZER_THREADS", default_value_t = 0)]
+    pub tokenizer_threads: usize,
     /// Require `Authorization: Bearer <KEY>` on every route but /health and /metrics.
     #[arg(long, env = "CLASSIFY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,

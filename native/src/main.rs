@@ -3,8 +3,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use classify_native::server::shutdown_signal;
 use classify_native::{App, Args, serve};
+use classify_protocol::server::{bind, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -35,7 +35,8 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let app = Arc::new(tokio::task::block_in_place(|| App::load(&args))?);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await?;
+    let backlog = app.connection_limits().listen_backlog;
+    let listener = bind(&args.host, args.port, backlog).await?;
     let address: SocketAddr = listener.local_addr()?;
     tracing::info!(%address, "listening");
     serve(listener, app, shutdown_signal()).await;

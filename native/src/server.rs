@@ -7,18 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use classify_protocol::accept::AcceptBackoff;
-use classify_protocol::body::read_limited;
+use classify_protocol::body::read_limited_with;
+use classify_protocol::handler::Route;
+use classify_protocol::server::{ConnectionLimits, IdleTimeoutBody, check_head};
 use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response, handle};
-use http::{Method, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::backend::NativeBackend;
 use crate::batcher::BatchLimits;
@@ -27,14 +26,14 @@ use crate::device::Placement;
 use crate::metrics as names;
 use crate::models;
 
-/// How long shutdown waits for in-flight requests before giving up on them.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
 pub struct App {
     backend: NativeBackend,
     handler: HandlerConfig,
     prometheus: PrometheusHandle,
-    header_read_timeout: Duration,
+    connections: ConnectionLimits,
+    /// Requests on model routes at once, from reading the body to the answer.
+    admission: Arc<Semaphore>,
+    max_concurrent_requests: usize,
 }
 
 impl App {
@@ -69,7 +68,11 @@ impl App {
             max_batch_tokens: args.max_batch_tokens,
             max_batch_requests: args.max_batch_requests,
         };
-        let backend = NativeBackend::start(loaded, limits, args.max_concurrent_requests)?;
+        let cpu_workers = match args.tokenizer_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let backend = NativeBackend::start(loaded, limits, cpu_workers)?;
         Ok(App {
             backend,
             handler: HandlerConfig {
@@ -78,35 +81,76 @@ impl App {
                 api_key: args.api_key.clone(),
             },
             prometheus: names::prometheus(),
-            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout),
+                body_read_timeout: Duration::from_secs(args.body_read_timeout),
+                max_connections: args.max_connections,
+                listen_backlog: args.listen_backlog,
+            },
+            admission: Arc::new(Semaphore::new(args.max_concurrent_requests)),
+            max_concurrent_requests: args.max_concurrent_requests,
         })
+    }
+
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        self.connections
     }
 
     async fn respond(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        // A fixed set of label values, so unknown paths cannot blow up the metric's cardinality.
-        let route = match request.uri().path() {
-            "/v1/classify" => "/v1/classify",
-            "/classify" => "/classify",
-            "/v1/models" => "/v1/models",
-            "/health" => "/health",
-            "/tokenize" => "/tokenize",
-            "/metrics" => "/metrics",
-            _ => "other",
+        let path = request.uri().path();
+        // Labels from the route table only, so unknown paths cannot blow up the metric's cardinality.
+        let (label, route) = match Route::from_path(path) {
+            Some((label, route)) => (label, Some(route)),
+            None if path == "/metrics" => ("/metrics", None),
+            None => ("other", None),
         };
-        let response = if route == "/metrics" {
-            self.metrics(request.method())
+        let (parts, body) = request.into_parts();
+        let response = if let Err(error) = check_head(&parts) {
+            error_response(&error)
+        } else if label == "/metrics" {
+            self.metrics(&parts.method)
+        } else if route.is_some_and(Route::runs_a_model) && parts.method == Method::POST {
+            self.admit(parts, body).await
         } else {
-            match self.read_body(request).await {
-                Ok(request) => handle(&self.backend, &self.handler, &request).await,
-                Err(error) => error_response(&error),
-            }
+            self.answer(parts, body).await
         };
         let status = response.status().as_u16().to_string();
-        metrics::counter!(names::REQUESTS, "route" => route, "status" => status).increment(1);
-        metrics::histogram!(names::REQUEST_SECONDS, "route" => route)
+        metrics::counter!(names::REQUESTS, "route" => label, "status" => status).increment(1);
+        metrics::histogram!(names::REQUEST_SECONDS, "route" => label)
             .record(started.elapsed().as_secs_f64());
         response.map(|body| Full::new(Bytes::from(body)))
+    }
+
+    /// A request on a model route holds an admission permit from before its body is read to its answer; without
+    /// one it gets 429 at once and its connection is closed (its body is never read).
+    async fn admit(&self, parts: http::request::Parts, body: Incoming) -> Response<Vec<u8>> {
+        let Ok(_permit) = Arc::clone(&self.admission).try_acquire_owned() else {
+            let mut response = error_response(&ApiError::overloaded(self.max_concurrent_requests));
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        };
+        self.answer(parts, body).await
+    }
+
+    async fn answer(&self, parts: http::request::Parts, body: Incoming) -> Response<Vec<u8>> {
+        let body = IdleTimeoutBody::new(body, self.connections.body_read_timeout);
+        let read = read_limited_with(&parts.headers, body, self.handler.max_body_bytes, |e| {
+            e.to_api_error()
+        });
+        match read.await {
+            Ok(bytes) => {
+                handle(
+                    &self.backend,
+                    &self.handler,
+                    &Request::from_parts(parts, bytes),
+                )
+                .await
+            }
+            Err(error) => error_response(&error),
+        }
     }
 
     fn metrics(&self, method: &Method) -> Response<Vec<u8>> {
@@ -128,90 +172,15 @@ impl App {
         );
         response
     }
-
-    async fn read_body(&self, request: Request<Incoming>) -> Result<Request<Vec<u8>>, ApiError> {
-        let (parts, body) = request.into_parts();
-        let bytes = read_limited(&parts.headers, body, self.handler.max_body_bytes).await?;
-        Ok(Request::from_parts(parts, bytes))
-    }
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets in-flight requests
 /// finish (up to 30 s).
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut backoff = AcceptBackoff::default();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(connection) => {
-                backoff.succeeded();
-                connection
-            }
-            Err(e) => {
-                let failure = backoff.failed(&e, Instant::now());
-                if let Some(line) = failure.log {
-                    tracing::warn!("{line}");
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(failure.wait) => continue,
-                    () = &mut shutdown => break,
-                }
-            }
-        };
-        let header_read_timeout = app.header_read_timeout;
+    let limits = app.connections;
+    let service = service_fn(move |request| {
         let app = Arc::clone(&app);
-        let service = service_fn(move |request| {
-            let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(app.respond(request).await) }
-        });
-        // Without a timer hyper never times out a client that trickles or withholds its headers.
-        let connection = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down: finishing in-flight requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}");
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = terminate.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+        async move { Ok::<_, Infallible>(app.respond(request).await) }
+    });
+    classify_protocol::server::serve(listener, limits, service, shutdown).await;
 }

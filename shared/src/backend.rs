@@ -58,6 +58,13 @@ pub trait Backend {
         std::future::ready(Vec::new())
     }
 
+    /// Runs the CPU-bound part of a request (parsing, validation, tokenization). The native server runs it on a
+    /// bounded set of threads off its async workers, so that huge inputs cannot starve `/health`; by default it
+    /// runs in place.
+    fn run_cpu_bound<R>(&self, work: impl FnOnce() -> R) -> impl Future<Output = R> {
+        std::future::ready(work())
+    }
+
     /// Called after the inputs of a request were tokenized, for metrics.
     fn record_tokenization(&self, _model: &str, _elapsed: Duration) {}
 }

@@ -11,11 +11,26 @@ use crate::error::ApiError;
 /// still sending gets to read the answer; beyond it reading stops and the connection may be cut.
 pub const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Collects `body` if it is at most `limit` bytes; otherwise 413 `payload_too_large`.
+/// Collects `body` if it is at most `limit` bytes; otherwise 413 `payload_too_large`. A body that fails to
+/// arrive is a 400.
 pub async fn read_limited<B: Body>(
     headers: &HeaderMap,
     body: B,
     limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    read_limited_with(headers, body, limit, |_| {
+        ApiError::invalid("body", "could not read the request body")
+    })
+    .await
+}
+
+/// [`read_limited`], with the answer to a body that fails to arrive chosen by `on_error` (e.g. 408 when the
+/// front end's read timeout ran out).
+pub async fn read_limited_with<B: Body>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+    on_error: impl Fn(B::Error) -> ApiError,
 ) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::payload_too_large(limit);
     let declared = headers
@@ -29,8 +44,7 @@ pub async fn read_limited<B: Body>(
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n.min(limit as u64) as usize));
     let mut received: u64 = 0;
     while let Some(frame) = body.as_mut().frame().await {
-        let frame =
-            frame.map_err(|_| ApiError::invalid("body", "could not read the request body"))?;
+        let frame = frame.map_err(&on_error)?;
         let Ok(data) = frame.into_data() else {
             continue;
         };

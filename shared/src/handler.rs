@@ -13,6 +13,7 @@ use crate::request::{Body, ClassifyRequest, Input, Truncation};
 use crate::response::{
     ClassifyData, ClassifyResponse, ModelCard, ModelList, TokenizeResponse, Usage,
 };
+use crate::tokenize::EncodeError;
 use crate::{activation, request_id, unix_now};
 
 /// Limits and credentials of a deployment.
@@ -36,30 +37,40 @@ impl Default for HandlerConfig {
     }
 }
 
+/// The routes of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     Classify,
     Models,
     Health,
     Tokenize,
 }
 
+/// Every path served, with its route; front ends derive their metric labels from it.
+pub const ROUTES: &[(&str, Route)] = &[
+    ("/v1/classify", Route::Classify),
+    ("/classify", Route::Classify),
+    ("/v1/models", Route::Models),
+    ("/health", Route::Health),
+    ("/tokenize", Route::Tokenize),
+];
+
 impl Route {
-    fn from_path(path: &str) -> Option<Route> {
-        match path {
-            "/v1/classify" | "/classify" => Some(Route::Classify),
-            "/v1/models" => Some(Route::Models),
-            "/health" => Some(Route::Health),
-            "/tokenize" => Some(Route::Tokenize),
-            _ => None,
-        }
+    /// The route of `path` and the path as a `'static` string (a bounded set of metric label values).
+    pub fn from_path(path: &str) -> Option<(&'static str, Route)> {
+        ROUTES.iter().find(|(known, _)| *known == path).copied()
     }
 
-    fn method(self) -> Method {
+    pub fn method(self) -> Method {
         match self {
             Route::Classify | Route::Tokenize => Method::POST,
             Route::Models | Route::Health => Method::GET,
         }
+    }
+
+    /// Routes that parse, tokenize and run a model: what an admission limit counts.
+    pub fn runs_a_model(self) -> bool {
+        matches!(self, Route::Classify | Route::Tokenize)
     }
 }
 
@@ -70,7 +81,7 @@ pub async fn handle<B: Backend>(
     request: &Request<Vec<u8>>,
 ) -> Response<Vec<u8>> {
     let path = request.uri().path();
-    let Some(route) = Route::from_path(path) else {
+    let Some((_, route)) = Route::from_path(path) else {
         return error_response(&ApiError::new(
             ErrorKind::NotFound,
             format!("no route for {path}"),
@@ -112,32 +123,67 @@ pub async fn handle<B: Backend>(
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-/// Classify and tokenize: a model served here answers; any other goes to [`Backend::forward`].
+/// Classify and tokenize: a model served here answers; any other goes to [`Backend::forward`]. Parsing and
+/// tokenization run through [`Backend::run_cpu_bound`].
 async fn model_route<B: Backend>(
     backend: &B,
     config: &HandlerConfig,
     route: Route,
     request: &Request<Vec<u8>>,
 ) -> Result<Response<Vec<u8>>, ApiError> {
-    let body = Body::parse(request.body())?;
+    let prepared = backend
+        .run_cpu_bound(|| prepare(backend, config, route, request.body()))
+        .await?;
+    match prepared {
+        Prepared::Elsewhere(not_found) => backend.forward(request).await.ok_or(not_found),
+        Prepared::Answered(response) => Ok(response),
+        Prepared::Classify(job) => classify(backend, request, job)
+            .await
+            .map(|r| json_response(&r)),
+    }
+}
+
+/// What is left of a model route after its CPU-bound part. It owns its data (no borrow of the backend), which
+/// keeps the future `Send` for hyper.
+enum Prepared {
+    /// The model is not served here; the error is the answer when nobody else serves it either.
+    Elsewhere(ApiError),
+    /// Answered already (tokenize).
+    Answered(Response<Vec<u8>>),
+    Classify(ClassifyJob),
+}
+
+/// A classify request for a model served here, tokenized.
+struct ClassifyJob {
+    request: ClassifyRequest,
+    model: String,
+    sequences: Vec<Vec<u32>>,
+}
+
+fn prepare<B: Backend>(
+    backend: &B,
+    config: &HandlerConfig,
+    route: Route,
+    body: &[u8],
+) -> Result<Prepared, ApiError> {
+    let body = Body::parse(body)?;
     let name = body.model()?;
     let Some(local) = backend.model(name) else {
-        let not_found = ApiError::model_not_found(name);
-        return backend.forward(request).await.ok_or(not_found);
+        return Ok(Prepared::Elsewhere(ApiError::model_not_found(name)));
     };
-    let (index, model) = local?;
+    let (_, model) = local?;
     if route == Route::Tokenize {
-        return tokenize(model, body).map(|r| json_response(&r));
+        return tokenize(model, body).map(|r| Prepared::Answered(json_response(&r)));
     }
-    let context = ClassifyContext {
-        http: request,
-        body,
-        index,
-        model,
-    };
-    classify(backend, config, context)
-        .await
-        .map(|r| json_response(&r))
+    let request = body.into_classify(config.max_inputs_per_request)?;
+    let started = Instant::now();
+    let sequences = prepare_inputs(model, &request)?;
+    backend.record_tokenization(&model.name, started.elapsed());
+    Ok(Prepared::Classify(ClassifyJob {
+        request,
+        model: model.name.clone(),
+        sequences,
+    }))
 }
 
 /// The contract error body with its status.
@@ -196,29 +242,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A classify request whose model is served here.
-struct ClassifyContext<'a> {
-    http: &'a Request<Vec<u8>>,
-    body: Body,
-    index: usize,
-    model: &'a ServedModel,
-}
-
 async fn classify<B: Backend>(
     backend: &B,
-    config: &HandlerConfig,
-    context: ClassifyContext<'_>,
+    http_request: &Request<Vec<u8>>,
+    job: ClassifyJob,
 ) -> Result<ClassifyResponse, ApiError> {
-    let ClassifyContext {
-        http: http_request,
-        body,
-        index,
+    let ClassifyJob {
+        request,
         model,
-    } = context;
-    let request = body.into_classify(config.max_inputs_per_request)?;
-    let started = Instant::now();
-    let sequences = prepare_inputs(model, &request)?;
-    backend.record_tokenization(&model.name, started.elapsed());
+        sequences,
+    } = job;
+    let (index, model) = backend
+        .model(&model)
+        .ok_or_else(|| ApiError::internal("the model went away during the request"))??;
     let prompt_tokens = sequences.iter().map(Vec::len).sum();
     tracing::info!(
         model = %model.name,
@@ -295,14 +331,7 @@ fn prepare_inputs(
         Input::Texts(texts) => texts
             .iter()
             .enumerate()
-            .map(|(i, text)| {
-                model
-                    .tokenizer
-                    .encode(text, request.add_special_tokens, body_limit)
-                    .map_err(|e| {
-                        ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}"))
-                    })
-            })
+            .map(|(i, text)| encode_text(model, request, i, text, body_limit))
             .collect::<Result<Vec<_>, _>>()?,
         Input::TokenIds { sequences, batched } => {
             let mut checked = Vec::with_capacity(sequences.len());
@@ -346,22 +375,63 @@ fn prepare_inputs(
             ));
         }
         if sequence.len() > max_len {
-            return Err(ApiError::invalid(
-                "input",
-                format!(
-                    "input[{i}] has {} tokens{}, more than the model's max length of {max_len}; shorten it or set \
-                     `truncate_prompt_tokens`",
-                    sequence.len(),
-                    if appended.is_some() {
-                        " (with the reward token this model appends)"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
+            return Err(too_long(model, i, &sequence.len().to_string()));
         }
     }
     Ok(sequences)
+}
+
+/// One text input's tokens: cut to `body_limit` when truncating, else refused past the max length (a long text
+/// is only tokenized as far as that needs; see [`crate::tokenize::TextTokenizer::encode_within`]).
+fn encode_text(
+    model: &ServedModel,
+    request: &ClassifyRequest,
+    i: usize,
+    text: &str,
+    body_limit: Option<usize>,
+) -> Result<Vec<u32>, ApiError> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        ApiError::invalid("input", format!("input[{i}] cannot be tokenized: {e}"))
+    };
+    let tokenizer = &model.tokenizer;
+    if body_limit.is_some() {
+        return tokenizer
+            .encode(text, request.add_special_tokens, body_limit)
+            .map_err(|e| cannot(&e));
+    }
+    let room = model
+        .max_model_len
+        .saturating_sub(usize::from(model.config.reward_token_id.is_some()));
+    match tokenizer.encode_within(text, request.add_special_tokens, room) {
+        Ok(ids) => Ok(ids),
+        Err(EncodeError::Tokenizer(e)) => Err(cannot(&e)),
+        Err(EncodeError::TooLong { count, exact }) => {
+            let appended = usize::from(model.config.reward_token_id.is_some());
+            let count = count + appended;
+            let count = if exact {
+                count.to_string()
+            } else {
+                format!("more than {}", count - 1)
+            };
+            Err(too_long(model, i, &count))
+        }
+    }
+}
+
+fn too_long(model: &ServedModel, i: usize, count: &str) -> ApiError {
+    let max_len = model.max_model_len;
+    ApiError::invalid(
+        "input",
+        format!(
+            "input[{i}] has {count} tokens{}, more than the model's max length of {max_len}; shorten it or set \
+             `truncate_prompt_tokens`",
+            if model.config.reward_token_id.is_some() {
+                " (with the reward token this model appends)"
+            } else {
+                ""
+            }
+        ),
+    )
 }
 
 fn tokenize(model: &ServedModel, body: Body) -> Result<TokenizeResponse, ApiError> {

@@ -12,6 +12,8 @@ pub mod model;
 pub mod request;
 pub mod request_id;
 pub mod response;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tokenize;
 
 pub use backend::{Backend, InferenceJob};

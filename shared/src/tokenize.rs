@@ -11,7 +11,41 @@ pub struct TextTokenizer {
     truncation_side: TruncationDirection,
     /// `model_max_length` from tokenizer_config.json when it is a real limit (not transformers' 1e30 placeholder).
     model_max_length: Option<usize>,
+    /// Bytes of the longest vocabulary entry: no token covers more of the text than that (about), which sizes the
+    /// first prefix of a long text to tokenize.
+    longest_token_bytes: usize,
 }
+
+/// Why a text could not be tokenized within a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError {
+    Tokenizer(String),
+    /// The text has `count` tokens (special tokens included), or at least that many when `exact` is false (a
+    /// prefix already had them and the rest was not tokenized).
+    TooLong {
+        count: usize,
+        exact: bool,
+    },
+}
+
+impl std::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncodeError::Tokenizer(e) => write!(f, "{e}"),
+            EncodeError::TooLong { count, exact: true } => write!(f, "{count} tokens"),
+            EncodeError::TooLong {
+                count,
+                exact: false,
+            } => write!(f, "more than {} tokens", count - 1),
+        }
+    }
+}
+
+/// A long text is tokenized in prefixes (suffixes when truncating on the left) cut at whitespace, starting at
+/// this many times what the wanted tokens could cover and doubling, until one yields enough tokens.
+const FIRST_WINDOW_FACTOR: usize = 2;
+/// Texts up to this many bytes are always tokenized whole.
+const MIN_WINDOW_BYTES: usize = 4096;
 
 impl TextTokenizer {
     /// Builds from tokenizer.json and, when present, tokenizer_config.json (for `truncation_side`).
@@ -46,6 +80,12 @@ impl TextTokenizer {
         let num_special_tokens = inner
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));
+        let longest_token_bytes = inner
+            .get_vocab(true)
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(1);
         Ok(TextTokenizer {
             inner,
             num_special_tokens,
@@ -53,6 +93,7 @@ impl TextTokenizer {
                 .or(configured_side)
                 .unwrap_or(TruncationDirection::Right),
             model_max_length,
+            longest_token_bytes,
         })
     }
 
@@ -64,24 +105,20 @@ impl TextTokenizer {
         self.model_max_length
     }
 
-    /// Token ids for `text`, keeping at most `max_tokens` in total (special tokens included and kept).
+    /// Token ids for `text`, keeping at most `max_tokens` in total (special tokens included and kept). With a
+    /// limit, only as much of a long text is tokenized as the kept tokens need (see [`Self::plain_tokens`]).
     pub fn encode(
         &self,
         text: &str,
         add_special_tokens: bool,
         max_tokens: Option<usize>,
     ) -> Result<Vec<u32>, String> {
-        let full = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| e.to_string())?;
-        let Some(limit) = max_tokens.filter(|&limit| full.len() > limit) else {
-            return Ok(full.get_ids().to_vec());
-        };
-        let specials = if add_special_tokens {
-            self.num_special_tokens
-        } else {
-            0
+        let specials = self.specials(add_special_tokens);
+        let Some(limit) = max_tokens else {
+            let full = self.inner.encode(text, add_special_tokens);
+            return full
+                .map(|e| e.get_ids().to_vec())
+                .map_err(|e| e.to_string());
         };
         if limit < specials {
             return Err(format!(
@@ -89,9 +126,49 @@ impl TextTokenizer {
             ));
         }
         // The same steps as the tokenizer's own truncation: cut the plain sequence, then add the special tokens.
-        let mut plain = self.inner.encode(text, false).map_err(|e| e.to_string())?;
+        let (mut plain, _) = self.plain_tokens(text, limit - specials)?;
         plain.truncate(limit - specials, 0, self.truncation_side);
-        if specials == 0 {
+        self.finish(plain, add_special_tokens)
+    }
+
+    /// Token ids for `text` when it has at most `limit` tokens (special tokens included); otherwise
+    /// [`EncodeError::TooLong`], found without tokenizing more of a long text than a prefix past the limit.
+    pub fn encode_within(
+        &self,
+        text: &str,
+        add_special_tokens: bool,
+        limit: usize,
+    ) -> Result<Vec<u32>, EncodeError> {
+        let specials = self.specials(add_special_tokens);
+        let wanted = (limit + 1).saturating_sub(specials);
+        let (plain, whole) = self
+            .plain_tokens(text, wanted)
+            .map_err(EncodeError::Tokenizer)?;
+        let count = plain.len() + specials;
+        if count > limit {
+            return Err(EncodeError::TooLong {
+                count: if whole { count } else { limit + 1 },
+                exact: whole,
+            });
+        }
+        self.finish(plain, add_special_tokens)
+            .map_err(EncodeError::Tokenizer)
+    }
+
+    fn specials(&self, add_special_tokens: bool) -> usize {
+        if add_special_tokens {
+            self.num_special_tokens
+        } else {
+            0
+        }
+    }
+
+    fn finish(
+        &self,
+        plain: tokenizers::Encoding,
+        add_special_tokens: bool,
+    ) -> Result<Vec<u32>, String> {
+        if !add_special_tokens || self.num_special_tokens == 0 {
             return Ok(plain.get_ids().to_vec());
         }
         let processed = self
@@ -101,6 +178,36 @@ impl TextTokenizer {
         Ok(processed.get_ids().to_vec())
     }
 
+    /// The plain tokens (no special tokens) of `text`, or of the part of it on the truncation side that has at
+    /// least `wanted` of them, and whether that is the whole text. The part ends (or, truncating on the left,
+    /// starts) at a whitespace character, so its tokens are the same as the whole text's there for every
+    /// tokenizer whose pre-tokenizer splits on whitespace (BERT, byte-level BPE, Metaspace), which makes this
+    /// exact; it bounds the work on a huge text to about what the wanted tokens cover.
+    fn plain_tokens(
+        &self,
+        text: &str,
+        wanted: usize,
+    ) -> Result<(tokenizers::Encoding, bool), String> {
+        let mut window = wanted
+            .saturating_add(1)
+            .saturating_mul(self.longest_token_bytes)
+            .saturating_mul(FIRST_WINDOW_FACTOR)
+            .max(MIN_WINDOW_BYTES);
+        loop {
+            let part = (window < text.len())
+                .then(|| whitespace_cut(text, window, self.truncation_side))
+                .flatten();
+            let Some(part) = part else {
+                let whole = self.inner.encode(text, false).map_err(|e| e.to_string())?;
+                return Ok((whole, true));
+            };
+            let encoding = self.inner.encode(part, false).map_err(|e| e.to_string())?;
+            if encoding.len() >= wanted {
+                return Ok((encoding, false));
+            }
+            window = window.saturating_mul(2);
+        }
+    }
     /// Keeps `limit` of the caller's token ids, cutting on the tokenizer's truncation side.
     pub fn truncate_ids(&self, ids: &mut Vec<u32>, limit: usize) {
         if ids.len() <= limit {
@@ -111,6 +218,29 @@ impl TextTokenizer {
             TruncationDirection::Left => {
                 ids.drain(..ids.len() - limit);
             }
+        }
+    }
+}
+
+/// The first (or, from the left, last) at most `window` bytes of `text`, ending before (starting at) a whitespace
+/// character; `None` when there is no whitespace there to cut at.
+fn whitespace_cut(text: &str, window: usize, side: TruncationDirection) -> Option<&str> {
+    match side {
+        TruncationDirection::Right => {
+            let mut end = window.min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = text[..end].rfind(char::is_whitespace)?;
+            Some(&text[..cut])
+        }
+        TruncationDirection::Left => {
+            let mut start = text.len().saturating_sub(window);
+            while !text.is_char_boundary(start) {
+                start += 1;
+            }
+            let cut = start + text[start..].find(char::is_whitespace)?;
+            Some(&text[cut..])
         }
     }
 }
@@ -209,6 +339,72 @@ pub(crate) mod tests {
         let mut ids = vec![1, 2, 3, 4];
         bert().truncate_ids(&mut ids, 3);
         assert_eq!(ids, [1, 2, 3]);
+    }
+
+    /// Truncating the whole text's tokens, as transformers does.
+    fn reference(tokenizer: &TextTokenizer, text: &str, limit: usize) -> Vec<u32> {
+        let mut plain = tokenizer.inner.encode(text, false).unwrap();
+        plain.truncate(limit - 2, 0, tokenizer.truncation_side);
+        let full = tokenizer.inner.post_process(plain, None, true).unwrap();
+        full.get_ids().to_vec()
+    }
+
+    #[test]
+    fn a_huge_text_is_cut_exactly_as_truncating_all_its_tokens() {
+        let text = format!("{}  e\td", "a bb cde  ".repeat(50_000));
+        let right = bert();
+        let left = TextTokenizer::from_json(
+            BERT_TOKENIZER.as_bytes(),
+            Some(br#"{"truncation_side":"left"}"#),
+        )
+        .unwrap();
+        for tokenizer in [&right, &left] {
+            for limit in [2, 5, 64, 3000] {
+                assert_eq!(
+                    tokenizer.encode(&text, true, Some(limit)).unwrap(),
+                    reference(tokenizer, &text, limit),
+                    "limit {limit}"
+                );
+            }
+        }
+        assert!(!right.plain_tokens(&text, 10).unwrap().1, "only a prefix is tokenized");
+    }
+
+    #[test]
+    fn whitespace_runs_and_unbroken_words_still_give_the_exact_answer() {
+        let spaces = format!("{}a b c", " ".repeat(100_000));
+        assert_eq!(bert().encode(&spaces, true, Some(3)).unwrap(), [2, 4, 3]);
+        let word = "a".repeat(100_000);
+        assert_eq!(
+            bert().encode(&word, true, Some(3)).unwrap(),
+            reference(&bert(), &word, 3)
+        );
+    }
+
+    #[test]
+    fn within_a_limit_a_long_text_is_refused_from_a_prefix() {
+        let tokenizer = bert();
+        assert_eq!(
+            tokenizer.encode_within("a b c", true, 5).unwrap(),
+            [2, 4, 5, 6, 3]
+        );
+        assert_eq!(
+            tokenizer.encode_within("a b c d", true, 5),
+            Err(EncodeError::TooLong {
+                count: 6,
+                exact: true
+            })
+        );
+        let huge = "a ".repeat(500_000);
+        let refused = tokenizer.encode_within(&huge, true, 512).unwrap_err();
+        assert_eq!(
+            refused,
+            EncodeError::TooLong {
+                count: 513,
+                exact: false
+            }
+        );
+        assert_eq!(refused.to_string(), "more than 512 tokens");
     }
 
     #[test]

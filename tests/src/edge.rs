@@ -154,7 +154,8 @@ impl EdgeServer {
     /// Serves an already compiled host on a free loopback port.
     pub fn serve(host: EdgeHost) -> anyhow::Result<EdgeServer> {
         let server = ServerThread::spawn(move |listener, stopped| async move {
-            host.serve(listener, async {
+            let limits = classify_protocol::server::ConnectionLimits::default();
+            host.serve(listener, limits, async {
                 let _ = stopped.await;
             })
             .await

@@ -431,3 +431,115 @@ fn a_client_that_withholds_its_headers_is_cut_off() {
     );
     assert_eq!(Client::new(&server.base_url).get("/health").status, 200);
 }
+
+/// Sends `request` as is and reads until the server closes the connection (at most 10 s).
+fn raw_exchange(address: &str, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request).expect("write");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status and the JSON error body of a raw HTTP/1.1 answer.
+fn status_and_error(answer: &str) -> (u16, serde_json::Value) {
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(body).unwrap_or_default())
+}
+
+#[test]
+fn a_stalled_body_gets_408_in_the_error_shape() {
+    let server = serve("bert-sentiment", &["--body-read-timeout", "1"]);
+    let address = server.base_url.trim_start_matches("http://");
+    let started = Instant::now();
+    let answer = raw_exchange(
+        address,
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\":",
+    );
+    let (status, error) = status_and_error(&answer);
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (408, Some("request_timeout")),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn heads_over_the_limits_get_414_and_431_in_the_error_shape() {
+    let server = serve("bert-sentiment", &[]);
+    let address = server.base_url.trim_start_matches("http://");
+    let long = format!(
+        "GET /health?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "a".repeat(9000)
+    );
+    let (status, error) = status_and_error(&raw_exchange(address, long.as_bytes()));
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (414, Some("uri_too_long"))
+    );
+    let headers: String = (0..150).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let many = format!("GET /health HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n");
+    let (status, error) = status_and_error(&raw_exchange(address, many.as_bytes()));
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (431, Some("headers_too_large"))
+    );
+}
+
+#[test]
+fn a_connection_past_the_cap_gets_503_at_once() {
+    let server = serve("bert-sentiment", &["--max-connections", "2"]);
+    let address = server.base_url.trim_start_matches("http://");
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(address).expect("connect"))
+        .collect();
+    // Let the server accept both before the third arrives.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let answer = raw_exchange(address, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (status, error) = status_and_error(&answer);
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (503, Some("unavailable")),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(Client::new(&server.base_url).get("/health").status, 200);
+}
+
+#[test]
+fn admission_comes_before_the_body_is_read() {
+    let server = serve("bert-sentiment", &["--max-concurrent-requests", "1"]);
+    let address = server.base_url.trim_start_matches("http://");
+    // Holds the only permit: its headers are in, its body never comes.
+    let mut holder = TcpStream::connect(address).expect("connect");
+    holder
+        .write_all(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n{")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let answer = raw_exchange(
+        address,
+        b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n",
+    );
+    let (status, error) = status_and_error(&answer);
+    assert_eq!(
+        (status, error["type"].as_str()),
+        (429, Some("overloaded")),
+        "{answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(Client::new(&server.base_url).get("/health").status, 200);
+    drop(holder);
+}

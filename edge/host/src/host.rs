@@ -12,14 +12,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use classify_protocol::accept::AcceptBackoff;
+use classify_protocol::server::{BodyReadError, ConnectionLimits, IdleTimeoutBody, check_head};
 use classify_protocol::{ApiError, ErrorKind, error_response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
@@ -34,12 +31,6 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// A request that has not produced a response by then gets a 504-like error and the instance is replaced.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How long a client may take to send a request's headers before its connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long shutdown waits for in-flight requests before giving up on them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct EdgeHostOptions {
@@ -243,9 +234,25 @@ impl EdgeHost {
         })
     }
 
-    async fn respond(&self, request: hyper::Request<Incoming>) -> hyper::Response<WasiBody> {
-        let request = request.map(|body| {
-            body.map_err(wasmtime_wasi_http::Error::Hyper)
+    async fn respond(
+        &self,
+        request: hyper::Request<Incoming>,
+        body_read_timeout: Duration,
+    ) -> hyper::Response<WasiBody> {
+        let (parts, body) = request.into_parts();
+        if let Err(error) = check_head(&parts) {
+            return wasi_error_response(&error);
+        }
+        // A stalled body reaches the component as a read error (it answers 400), and the connection closes.
+        let request = hyper::Request::from_parts(parts, body).map(|body| {
+            IdleTimeoutBody::new(body, body_read_timeout)
+                .map_err(|e| match e {
+                    BodyReadError::Idle(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                    BodyReadError::Transport(e) => match e.downcast::<hyper::Error>() {
+                        Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
+                        Err(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
+                    },
+                })
                 .boxed_unsync()
         });
         match self.handler.handle((), request).await {
@@ -253,65 +260,35 @@ impl EdgeHost {
             Err(e) => {
                 eprintln!("edge-host: request failed: {e:#}");
                 let error = ApiError::new(ErrorKind::Internal, "the component failed to answer");
-                error_response(&error).map(|body| {
-                    Full::new(Bytes::from(body))
-                        .map_err(|never| match never {})
-                        .boxed_unsync()
-                })
+                wasi_error_response(&error)
             }
         }
     }
 
-    /// Serves until `shutdown` resolves.
     /// Serves on `listener` until `shutdown` resolves, then stops accepting and lets in-flight requests finish
-    /// (up to [`SHUTDOWN_GRACE`]), like the native server.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    /// (up to [`classify_protocol::server::SHUTDOWN_GRACE`]), like the native server.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        limits: ConnectionLimits,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let host = Arc::new(self);
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        let mut backoff = AcceptBackoff::default();
-        loop {
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = &mut shutdown => break,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => {
-                    backoff.succeeded();
-                    stream
-                }
-                Err(e) => {
-                    let failure = backoff.failed(&e, Instant::now());
-                    if let Some(line) = failure.log {
-                        eprintln!("edge-host: {line}");
-                    }
-                    tokio::select! {
-                        () = tokio::time::sleep(failure.wait) => continue,
-                        () = &mut shutdown => break,
-                    }
-                }
-            };
+        let service = service_fn(move |request| {
             let host = Arc::clone(&host);
-            let service = service_fn(move |request| {
-                let host = Arc::clone(&host);
-                async move { Ok::<_, std::convert::Infallible>(host.respond(request).await) }
-            });
-            // Without a timer hyper never times out a client that trickles or withholds its headers.
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-        }
-        drop(listener);
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            eprintln!("edge-host: in-flight requests did not finish within {SHUTDOWN_GRACE:?}");
-        }
+            async move {
+                let response = host.respond(request, limits.body_read_timeout).await;
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
+        classify_protocol::server::serve(listener, limits, service, shutdown).await;
     }
+}
+
+fn wasi_error_response(error: &ApiError) -> hyper::Response<WasiBody> {
+    error_response(error).map(|body| {
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    })
 }

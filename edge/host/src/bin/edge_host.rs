@@ -5,9 +5,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use classify_edge_host::{EdgeHost, EdgeHostOptions};
+use classify_protocol::server::{ConnectionLimits, bind, shutdown_signal};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +51,18 @@ struct ServeArgs {
     /// request a fresh instance, like Akamai Functions).
     #[arg(long, env = "EDGE_MAX_INSTANCE_REUSE", value_parser = clap::value_parser!(u64).range(1..))]
     max_instance_reuse: Option<u64>,
+    /// Seconds a client may take to send a request's headers (also the keep-alive idle timeout).
+    #[arg(long, env = "EDGE_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Seconds a request body may stall before the request fails and its connection closes.
+    #[arg(long, env = "EDGE_BODY_READ_TIMEOUT", default_value_t = 30)]
+    body_read_timeout: u64,
+    /// Open connections at most; one past it is answered 503 and closed.
+    #[arg(long, env = "EDGE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+    /// Connections the kernel queues before they are accepted (capped by net.core.somaxconn).
+    #[arg(long, env = "EDGE_LISTEN_BACKLOG", default_value_t = 4096)]
+    listen_backlog: u32,
 }
 
 #[derive(clap::Args)]
@@ -65,6 +80,12 @@ struct SnapshotArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
         Command::Snapshot(args) => {
@@ -94,29 +115,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let started = std::time::Instant::now();
     let host = EdgeHost::new(&options)?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        body_read_timeout: Duration::from_secs(args.body_read_timeout),
+        max_connections: args.max_connections,
+        listen_backlog: args.listen_backlog,
+    };
+    let listener = bind(
+        &args.listen.ip().to_string(),
+        args.listen.port(),
+        limits.listen_backlog,
+    )
+    .await?;
     eprintln!(
         "edge-host: listening on http://{} (component ready in {:.2}s)",
         listener.local_addr()?,
         started.elapsed().as_secs_f64()
     );
-    host.serve(listener, interrupted_or_terminated()).await;
+    host.serve(listener, limits, shutdown_signal()).await;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM (what Kubernetes and systemd send), so that in-flight requests can finish.
-async fn interrupted_or_terminated() {
-    #[cfg(unix)]
-    if let Ok(mut terminate) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        eprintln!("edge-host: shutting down: finishing in-flight requests");
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("edge-host: shutting down: finishing in-flight requests");
 }
