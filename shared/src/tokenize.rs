@@ -367,7 +367,10 @@ pub(crate) mod tests {
                 );
             }
         }
-        assert!(!right.plain_tokens(&text, 10).unwrap().1, "only a prefix is tokenized");
+        assert!(
+            !right.plain_tokens(&text, 10).unwrap().1,
+            "only a prefix is tokenized"
+        );
     }
 
     #[test]

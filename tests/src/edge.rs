@@ -147,6 +147,7 @@ impl EdgeServer {
             native_url: native_url.map(str::to_owned),
             cache_dir: Some(target_dir().join("edge-host-cache")),
             max_instance_reuse,
+            max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
         };
         EdgeServer::serve(EdgeHost::new(&options)?)
     }

@@ -10,5 +10,6 @@ pub mod edge_checks;
 pub mod exports;
 pub mod fixtures;
 pub mod native;
+pub mod reliability;
 pub mod server_thread;
 pub mod spin;

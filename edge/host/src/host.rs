@@ -8,6 +8,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -45,6 +47,14 @@ pub struct EdgeHostOptions {
     /// Requests one instance answers before a fresh one replaces it; `None` reuses it for ever. `Some(1)` gives
     /// every request a fresh instance, as Akamai Functions and wasi:http 0.2 hosts do.
     pub max_instance_reuse: Option<usize>,
+    /// Requests handed to the component at once; more wait their turn. wasmtime's handler starts another
+    /// instance for a request that arrives while the others are busy, so this also bounds the instances (and
+    /// their memory) a burst can create.
+    pub max_concurrent_requests: usize,
+}
+
+impl EdgeHostOptions {
+    pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
 }
 
 /// Per-instance store data.
@@ -94,6 +104,8 @@ struct HostState {
     models: PathBuf,
     native_url: Option<String>,
     max_instance_reuse: Option<usize>,
+    /// Instances alive now (see [`ExtraInstanceExpiry`]).
+    live_instances: Arc<AtomicUsize>,
 }
 
 impl HostState {
@@ -114,31 +126,90 @@ impl HostState {
 
 impl HandlerState for HostState {
     type StoreData = GuestState;
-    type WorkerExpiration = NeverExpires;
+    type WorkerExpiration = ExtraInstanceExpiry;
     type WorkerState = ReuseInstance;
 
     async fn instantiate(
         &self,
-    ) -> wasmtime::Result<Instance<GuestState, NeverExpires, ReuseInstance>> {
+    ) -> wasmtime::Result<Instance<GuestState, ExtraInstanceExpiry, ReuseInstance>> {
         let mut store = self.new_store()?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        self.live_instances.fetch_add(1, Ordering::SeqCst);
+        let counted_out = Arc::new(AtomicBool::new(false));
         Ok(Instance {
             store,
             proxy,
             view: http_view,
-            expiration: NeverExpires,
+            expiration: ExtraInstanceExpiry {
+                live_instances: Arc::clone(&self.live_instances),
+                counted_out: Arc::clone(&counted_out),
+                timer: None,
+            },
             state: ReuseInstance {
                 max_requests: self.max_instance_reuse,
+                live_instances: Arc::clone(&self.live_instances),
+                counted_out,
             },
         })
     }
 }
 
-/// Instances live until they trap; the per-request timeout is enforced in [`ReuseInstance`].
-pub struct NeverExpires;
+/// How long an instance beyond the first may sit idle before it is dropped.
+const EXTRA_INSTANCE_IDLE: Duration = Duration::from_secs(5);
 
-impl WorkerExpiration for NeverExpires {
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>, _: WorkerStatus, _: Instant) -> Poll<()> {
+/// Requests that arrive while the instance is busy start more instances (wasmtime's handler does that); each
+/// holds the models and a descriptor of the mount, so those beyond the first are dropped after
+/// [`EXTRA_INSTANCE_IDLE`] without a request. The last one stays, so an idle host answers at once.
+pub struct ExtraInstanceExpiry {
+    live_instances: Arc<AtomicUsize>,
+    /// Set when this instance took itself out of `live_instances`.
+    counted_out: Arc<AtomicBool>,
+    timer: Option<(Instant, Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl WorkerExpiration for ExtraInstanceExpiry {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        if !matches!(status, WorkerStatus::Idle) {
+            self.timer = None;
+            return Poll::Pending;
+        }
+        let deadline = start + EXTRA_INSTANCE_IDLE;
+        let timer = self.timer.get_or_insert_with(|| {
+            let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+            (deadline, Box::pin(sleep))
+        });
+        if timer.0 != deadline {
+            *timer = (
+                deadline,
+                Box::pin(tokio::time::sleep_until(tokio::time::Instant::from_std(
+                    deadline,
+                ))),
+            );
+        }
+        if timer.1.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        // Only an instance that is not the last one goes.
+        let left = self
+            .live_instances
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then(|| n - 1)
+            });
+        if left.is_ok() {
+            self.counted_out.store(true, Ordering::SeqCst);
+            return Poll::Ready(());
+        }
+        self.timer = None;
+        // Look again after another idle period (the waker is registered by the new timer).
+        let later = tokio::time::Instant::now() + EXTRA_INSTANCE_IDLE;
+        let mut sleep = Box::pin(tokio::time::sleep_until(later));
+        let _ = sleep.as_mut().poll(cx);
+        self.timer = Some((deadline, sleep));
         Poll::Pending
     }
 }
@@ -147,6 +218,8 @@ impl WorkerExpiration for NeverExpires {
 /// taken `max_requests`.
 pub struct ReuseInstance {
     max_requests: Option<usize>,
+    live_instances: Arc<AtomicUsize>,
+    counted_out: Arc<AtomicBool>,
 }
 
 impl WorkerState for ReuseInstance {
@@ -170,6 +243,9 @@ impl WorkerState for ReuseInstance {
     }
 
     fn drop(&self, _store: Store<GuestState>, result: wasmtime::Result<()>) {
+        if !self.counted_out.swap(true, Ordering::SeqCst) {
+            self.live_instances.fetch_sub(1, Ordering::SeqCst);
+        }
         if let Err(e) = result {
             eprintln!("edge-host: instance stopped: {e:#}");
         }
@@ -180,6 +256,7 @@ impl WorkerState for ReuseInstance {
 #[derive(Clone)]
 pub struct EdgeHost {
     handler: ProxyHandler<HostState>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl EdgeHost {
@@ -228,9 +305,11 @@ impl EdgeHost {
             models,
             native_url: options.native_url.clone(),
             max_instance_reuse: options.max_instance_reuse,
+            live_instances: Arc::new(AtomicUsize::new(0)),
         };
         Ok(EdgeHost {
             handler: ProxyHandler::new(state),
+            in_flight: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
         })
     }
 
@@ -255,6 +334,8 @@ impl EdgeHost {
                 })
                 .boxed_unsync()
         });
+        // Never closed, so acquiring only waits.
+        let _turn = self.in_flight.acquire().await.ok();
         match self.handler.handle((), request).await {
             Ok(response) => response,
             Err(e) => {

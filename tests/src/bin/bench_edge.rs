@@ -118,6 +118,7 @@ fn main() -> anyhow::Result<()> {
         native_url: None,
         cache_dir: Some(cache.clone()),
         max_instance_reuse: None,
+        max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
     };
     let started = Instant::now();
     EdgeHost::new(&host_options)?;
@@ -169,6 +170,7 @@ fn main() -> anyhow::Result<()> {
             let host = EdgeHost::new(&EdgeHostOptions {
                 component: component.clone(),
                 max_instance_reuse: reuse,
+                max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
                 ..host_options.clone()
             })?;
             let server = EdgeServer::serve(host)?;

@@ -51,6 +51,9 @@ struct ServeArgs {
     /// request a fresh instance, like Akamai Functions).
     #[arg(long, env = "EDGE_MAX_INSTANCE_REUSE", value_parser = clap::value_parser!(u64).range(1..))]
     max_instance_reuse: Option<u64>,
+    /// Requests the component handles at once (each busy one holds an instance); more wait their turn.
+    #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
     /// Seconds a client may take to send a request's headers (also the keep-alive idle timeout).
     #[arg(long, env = "EDGE_HEADER_READ_TIMEOUT", default_value_t = 10)]
     header_read_timeout: u64,
@@ -112,6 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_instance_reuse: args
             .max_instance_reuse
             .and_then(|n| usize::try_from(n).ok()),
+        max_concurrent_requests: args.max_concurrent_requests,
     };
     let started = std::time::Instant::now();
     let host = EdgeHost::new(&options)?;
