@@ -2,13 +2,13 @@
 //! process) and prints its figures; exits non-zero when an acceptance point fails.
 //!
 //! cargo run --release -p classify-tests --bin reliability -- [--profile short|full] [--deployment native|edge]
-//!     [--case NAME]…
+//!     [--case NAME]… [--servers DIR]
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use classify_tests::reliability::cases::{CASES, Profile};
-use classify_tests::reliability::{Deployment, build_servers};
+use classify_tests::reliability::{Deployment, build_servers, use_servers_in};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum ProfileName {
@@ -30,6 +30,10 @@ struct Options {
     /// Seed of the fuzzed bodies.
     #[arg(long)]
     seed: Option<u64>,
+    /// Attack the `classify-native` and `edge-host` in this directory (e.g. an older version) instead of building
+    /// the suite's own.
+    #[arg(long)]
+    servers: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -53,9 +57,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if let Err(e) = build_servers() {
-        eprintln!("{e:#}");
-        return ExitCode::FAILURE;
+    match options.servers {
+        Some(dir) => use_servers_in(dir),
+        None => {
+            if let Err(e) = build_servers() {
+                eprintln!("{e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

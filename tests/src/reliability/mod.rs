@@ -210,8 +210,18 @@ impl Drop for Server {
     }
 }
 
-/// The server binaries: next to the running suite, built by it in its own profile.
+static SERVERS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Serve with the `classify-native` and `edge-host` in `dir` (another build or version) instead of the suite's own.
+pub fn use_servers_in(dir: PathBuf) {
+    let _ = SERVERS_DIR.set(dir);
+}
+
+/// The server binaries: those of [`use_servers_in`], else next to the running suite (see [`build_servers`]).
 fn binaries_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = SERVERS_DIR.get() {
+        return Ok(dir.clone());
+    }
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
