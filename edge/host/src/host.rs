@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use classify_protocol::server::{BodyReadError, ConnectionLimits, IdleTimeoutBody, check_head};
-use classify_protocol::{ApiError, ErrorKind, error_response};
+use classify_protocol::body::read_limited_with;
+use classify_protocol::server::{ConnectionLimits, IdleTimeoutBody, check_head};
+use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -257,6 +258,8 @@ impl WorkerState for ReuseInstance {
 pub struct EdgeHost {
     handler: ProxyHandler<HostState>,
     in_flight: Arc<Semaphore>,
+    /// The component's body limit (its `CLASSIFY_MAX_BODY_BYTES`, which it gets from this environment).
+    max_body_bytes: usize,
 }
 
 impl EdgeHost {
@@ -310,6 +313,10 @@ impl EdgeHost {
         Ok(EdgeHost {
             handler: ProxyHandler::new(state),
             in_flight: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
+            max_body_bytes: std::env::var("CLASSIFY_MAX_BODY_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(HandlerConfig::default().max_body_bytes),
         })
     }
 
@@ -322,18 +329,20 @@ impl EdgeHost {
         if let Err(error) = check_head(&parts) {
             return wasi_error_response(&error);
         }
-        // A stalled body reaches the component as a read error (it answers 400), and the connection closes.
-        let request = hyper::Request::from_parts(parts, body).map(|body| {
-            IdleTimeoutBody::new(body, body_read_timeout)
-                .map_err(|e| match e {
-                    BodyReadError::Idle(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
-                    BodyReadError::Transport(e) => match e.downcast::<hyper::Error>() {
-                        Ok(e) => wasmtime_wasi_http::Error::Hyper(*e),
-                        Err(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
-                    },
-                })
-                .boxed_unsync()
+        // The body is read whole (under the component's limit and the idle timeout) before the request takes a
+        // turn at the component, so that slow uploads never hold one; a stalled body gets 408 from here.
+        let body = IdleTimeoutBody::new(body, body_read_timeout);
+        let read = read_limited_with(&parts.headers, body, self.max_body_bytes, |e| {
+            e.to_api_error()
         });
+        let bytes = match read.await {
+            Ok(bytes) => bytes,
+            Err(error) => return wasi_error_response(&error),
+        };
+        let body = Full::new(Bytes::from(bytes))
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = hyper::Request::from_parts(parts, body);
         // Never closed, so acquiring only waits.
         let _turn = self.in_flight.acquire().await.ok();
         match self.handler.handle((), request).await {
