@@ -1,11 +1,12 @@
 //! The edge in front of a native server that accepts connections and never answers: a forwarded request ends in
 //! 504 `upstream_timeout` after the first-byte timeout instead of hanging until the host's own limit, `/v1/models`
-//! answers with the local models, and local models keep their latency meanwhile.
+//! answers with the local models, and local models keep their latency meanwhile; in the p3 build (request options
+//! through spin-sdk) and the p2 build (wasi:http 0.2's outgoing-handler called with its options).
 
 use std::time::{Duration, Instant};
 
 use classify_tests::client::Client;
-use classify_tests::edge::EdgeServer;
+use classify_tests::edge::{Build, EdgeServer, component};
 use classify_tests::edge_checks::FORWARDED_MODEL;
 use classify_tests::fixtures::models_dir;
 use serde_json::json;
@@ -22,8 +23,15 @@ fn a_hung_native_server_gives_504_and_local_models_keep_serving() {
         let held: Vec<_> = hung.incoming().collect();
         drop(held);
     });
-    let edge =
-        EdgeServer::start(&models_dir(), Some(&hung_url)).unwrap_or_else(|e| panic!("edge: {e:#}"));
+    for build in [Build::P3, Build::P2] {
+        let component = component(build).unwrap_or_else(|e| panic!("{e:#}"));
+        let edge = EdgeServer::start_component(&component, &models_dir(), Some(&hung_url), None)
+            .unwrap_or_else(|e| panic!("edge: {e:#}"));
+        answers_504_and_keeps_serving(&edge, &hung_url, build);
+    }
+}
+
+fn answers_504_and_keeps_serving(edge: &EdgeServer, hung_url: &str, build: Build) {
     let base = edge.base_url.clone();
     let forwarded = std::thread::spawn(move || {
         let started = Instant::now();
@@ -43,13 +51,16 @@ fn a_hung_native_server_gives_504_and_local_models_keep_serving() {
     let (reply, took) = forwarded.join().expect("forwarded request");
     let message = reply.expect_error(504, "upstream_timeout");
     assert!(
-        message.contains("the native server") && !message.contains(&hung_url),
-        "{message}"
+        message.contains("the native server") && !message.contains(hung_url),
+        "{build:?}: {message}"
     );
-    assert!(took < Duration::from_secs(10), "504 after {took:?}");
+    assert!(
+        took < Duration::from_secs(10),
+        "{build:?}: 504 after {took:?}"
+    );
     assert!(
         local_took < took,
-        "local {local_took:?}, forwarded {took:?}"
+        "{build:?}: local {local_took:?}, forwarded {took:?}"
     );
 
     let started = Instant::now();
@@ -59,5 +70,5 @@ fn a_hung_native_server_gives_504_and_local_models_keep_serving() {
         .as_array()
         .map(|d| d.iter().filter_map(|m| m["id"].as_str()).collect())
         .unwrap_or_default();
-    assert!(ids.contains(&"bert-sentiment"), "{ids:?}");
+    assert!(ids.contains(&"bert-sentiment"), "{build:?}: {ids:?}");
 }

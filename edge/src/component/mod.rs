@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use classify_protocol::{
     ApiError, Backend, ErrorKind, HandlerConfig, InferenceJob, ServedModel, error_response,
@@ -26,6 +27,29 @@ mod snapshot;
 /// Where the models are mounted (spin.toml `files`, or edge-host `--models`).
 const MODELS_ROOT: &str = "/models";
 
+/// Limits on a forwarded request, well under hosts' own request limits (Spin, edge-host: 120 s), so that a hung
+/// native server gives 504 `upstream_timeout` instead of the host's 500.
+struct UpstreamTimeouts {
+    /// To open the connection (`CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS`, default 2 s).
+    connect: Duration,
+    /// From sending the request to the first byte of the answer (`CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS`,
+    /// default 30 s).
+    first_byte: Duration,
+}
+
+impl UpstreamTimeouts {
+    fn from_env() -> UpstreamTimeouts {
+        let millis = |name: &str, default: u64| {
+            let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+            Duration::from_millis(value.unwrap_or(default))
+        };
+        UpstreamTimeouts {
+            connect: millis("CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS", 2_000),
+            first_byte: millis("CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS", 30_000),
+        }
+    }
+}
+
 /// Why sending a request to the native server failed.
 enum SendFailure {
     Timeout(String),
@@ -40,7 +64,7 @@ struct EdgeBackend {
 
 struct NativeServer {
     url: String,
-    timeouts: transport::UpstreamTimeouts,
+    timeouts: UpstreamTimeouts,
 }
 
 struct EdgeState {
@@ -77,7 +101,7 @@ fn state() -> &'static EdgeState {
                     .filter(|url| !url.is_empty())
                     .map(|url| NativeServer {
                         url,
-                        timeouts: transport::UpstreamTimeouts::from_env(),
+                        timeouts: UpstreamTimeouts::from_env(),
                     }),
             },
             config: HandlerConfig {

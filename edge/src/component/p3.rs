@@ -10,30 +10,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
 use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
 
-use super::SendFailure;
-
-/// Limits on a forwarded request, well under hosts' own request limits (Spin, edge-host: 120 s), so that a hung
-/// native server gives 504 `upstream_timeout` instead of the host's 500.
-pub(super) struct UpstreamTimeouts {
-    /// To open the connection (`CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS`, default 2 s).
-    connect: Duration,
-    /// From sending the request to the first byte of the answer (`CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS`,
-    /// default 30 s).
-    first_byte: Duration,
-}
-
-impl UpstreamTimeouts {
-    pub(super) fn from_env() -> UpstreamTimeouts {
-        let millis = |name: &str, default: u64| {
-            let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
-            Duration::from_millis(value.unwrap_or(default))
-        };
-        UpstreamTimeouts {
-            connect: millis("CLASSIFY_NATIVE_CONNECT_TIMEOUT_MS", 2_000),
-            first_byte: millis("CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS", 30_000),
-        }
-    }
-}
+use super::{SendFailure, UpstreamTimeouts};
 
 pub(super) async fn send(
     request: Request<Vec<u8>>,
