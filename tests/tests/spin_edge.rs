@@ -1,7 +1,8 @@
 //! The edge component under real Spin, as users run it: the repo's spin.toml (a generated copy that mounts the
 //! test models) with `spin up`. The conformance suite, parity with the native server and forwarding run on the
 //! default build under Spin 4.0.2; the pre-initialized snapshot on a fresh instance per request, the p2 build
-//! under Spin 4.0.2 and the wasi:http 0.3.0 final build under Spin 4.1 answer like the native server. Without a
+//! under Spin 4.0.2 and the wasi:http 0.3.0 final build under Spin 4.1 answer like the native server; a hung native
+//! server gives 504 within the first-byte timeout under Spin 4.0.2 (rc and p2 builds). Without a
 //! Spin binary (see classify_tests::spin) every test here says so and passes.
 
 use std::sync::OnceLock;
@@ -99,4 +100,37 @@ fn the_p2_build_answers_under_spin() {
 #[test]
 fn the_final_p3_build_answers_under_spin_4_1() {
     answers_like_native(spin_4_1_binary(), component(Build::P3), &[]);
+}
+
+#[test]
+fn a_hung_native_server_gives_504_under_spin() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_url = format!("http://{}", hung.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        // Accept and hold every connection, never answering.
+        let held: Vec<_> = hung.incoming().collect();
+        drop(held);
+    });
+    for build in [Build::P3Rc, Build::P2] {
+        let component = component(build).unwrap_or_else(|e| panic!("{e:#}"));
+        let args = ["--env", "CLASSIFY_NATIVE_FIRST_BYTE_TIMEOUT_MS=1000"];
+        let edge = SpinServer::start(&spin, &component, &models_dir(), Some(&hung_url), &args)
+            .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+        let client = Client::new(&edge.base_url);
+        let started = std::time::Instant::now();
+        let reply = client.post(
+            "/v1/classify",
+            &serde_json::json!({"model": classify_tests::edge_checks::FORWARDED_MODEL, "input": "hi"}),
+        );
+        let took = started.elapsed();
+        reply.expect_error(504, "upstream_timeout");
+        assert!(
+            took < std::time::Duration::from_secs(10),
+            "{build:?}: 504 after {took:?}"
+        );
+    }
 }
