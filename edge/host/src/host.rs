@@ -253,10 +253,15 @@ impl WorkerState for ReuseInstance {
     }
 }
 
-/// The compiled component and the handler that dispatches requests to its instance.
+/// The compiled component and two pools of its instances: GET requests (`/health`, `/v1/models`) go to
+/// `probes`, whose instances run on the serving threads, and the rest to `requests`, whose instances run on the
+/// guest runtime's threads; so a burst of heavy requests (2 MiB bodies to parse) cannot hold readiness probes
+/// behind its CPU work. Each pool keeps one instance warm.
 #[derive(Clone)]
 pub struct EdgeHost {
-    handler: ProxyHandler<HostState>,
+    probes: ProxyHandler<HostState>,
+    requests: ProxyHandler<HostState>,
+    guest_runtime: Arc<GuestRuntime>,
     in_flight: Arc<Semaphore>,
     /// The component's body limit (its `CLASSIFY_MAX_BODY_BYTES`, which it gets from this environment).
     max_body_bytes: usize,
@@ -289,29 +294,39 @@ impl EdgeHost {
             };
             anyhow::anyhow!("{}: {error}{hint}", options.component.display())
         })?;
-        let pre = match ServicePre::new(instance_pre.clone()) {
-            Ok(p3) => ProxyPre::P3(p3),
-            Err(p3_error) => ProxyPre::P2(ProxyPreP2::new(instance_pre).map_err(|_| {
-                anyhow::anyhow!(
-                    "{}: exports neither wasi:http/handler@0.3.0 nor wasi:http/incoming-handler@0.2 ({p3_error:#})",
-                    options.component.display()
-                )
-            })?),
-        };
         let models = options
             .models
             .canonicalize()
             .map_err(|e| anyhow::anyhow!("{}: {e}", options.models.display()))?;
-        let state = HostState {
-            engine,
-            pre,
-            models,
-            native_url: options.native_url.clone(),
-            max_instance_reuse: options.max_instance_reuse,
-            live_instances: Arc::new(AtomicUsize::new(0)),
+        let pool = || -> anyhow::Result<ProxyHandler<HostState>> {
+            let pre = match ServicePre::new(instance_pre.clone()) {
+                Ok(p3) => ProxyPre::P3(p3),
+                Err(p3_error) => ProxyPre::P2(ProxyPreP2::new(instance_pre.clone()).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{}: exports neither wasi:http/handler@0.3.0 nor wasi:http/incoming-handler@0.2 ({p3_error:#})",
+                        options.component.display()
+                    )
+                })?),
+            };
+            Ok(ProxyHandler::new(HostState {
+                engine: engine.clone(),
+                pre,
+                models: models.clone(),
+                native_url: options.native_url.clone(),
+                max_instance_reuse: options.max_instance_reuse,
+                live_instances: Arc::new(AtomicUsize::new(0)),
+            }))
         };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let guest_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("edge-host-guest")
+            .enable_all()
+            .build()?;
         Ok(EdgeHost {
-            handler: ProxyHandler::new(state),
+            probes: pool()?,
+            requests: pool()?,
+            guest_runtime: Arc::new(GuestRuntime(Some(guest_runtime))),
             in_flight: Arc::new(Semaphore::new(options.max_concurrent_requests.max(1))),
             max_body_bytes: std::env::var("CLASSIFY_MAX_BODY_BYTES")
                 .ok()
@@ -345,7 +360,20 @@ impl EdgeHost {
         let request = hyper::Request::from_parts(parts, body);
         // Never closed, so acquiring only waits.
         let _turn = self.in_flight.acquire().await.ok();
-        match self.handler.handle((), request).await {
+        let answer = if request.method() == hyper::Method::GET {
+            self.probes.handle((), request).await
+        } else {
+            // Started from the guest runtime, the instances it needs are spawned there too.
+            let requests = self.requests.clone();
+            let running = self
+                .guest_runtime
+                .handle()
+                .spawn(async move { requests.handle((), request).await });
+            running
+                .await
+                .unwrap_or_else(|e| Err(wasmtime::format_err!("the request task failed: {e}")))
+        };
+        match answer {
             Ok(response) => response,
             Err(e) => {
                 eprintln!("edge-host: request failed: {e:#}");
@@ -381,4 +409,25 @@ fn wasi_error_response(error: &ApiError) -> hyper::Response<WasiBody> {
             .map_err(|never| match never {})
             .boxed_unsync()
     })
+}
+
+/// The runtime the request pool's instances run on; shut down without blocking when the host goes (it may be
+/// dropped on an async thread).
+struct GuestRuntime(Option<tokio::runtime::Runtime>);
+
+impl GuestRuntime {
+    fn handle(&self) -> tokio::runtime::Handle {
+        match &self.0 {
+            Some(runtime) => runtime.handle().clone(),
+            None => tokio::runtime::Handle::current(),
+        }
+    }
+}
+
+impl Drop for GuestRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
