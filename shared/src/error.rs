@@ -22,6 +22,23 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidRequest,
+        ErrorKind::Authentication,
+        ErrorKind::ModelNotFound,
+        ErrorKind::NotFound,
+        ErrorKind::MethodNotAllowed,
+        ErrorKind::RequestTimeout,
+        ErrorKind::PayloadTooLarge,
+        ErrorKind::UriTooLong,
+        ErrorKind::Overloaded,
+        ErrorKind::HeadersTooLarge,
+        ErrorKind::Internal,
+        ErrorKind::Upstream,
+        ErrorKind::UpstreamTimeout,
+        ErrorKind::Unavailable,
+    ];
+
     pub fn status(self) -> u16 {
         match self {
             ErrorKind::InvalidRequest => 400,

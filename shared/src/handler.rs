@@ -44,7 +44,12 @@ pub enum Route {
     Models,
     Health,
     Tokenize,
+    OpenApi,
 }
+
+/// The OpenAPI 3.1 description of every route, field and error (`GET /openapi.json`); the tests validate every
+/// conformance answer against it.
+pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Every path served, with its route; front ends derive their metric labels from it.
 pub const ROUTES: &[(&str, Route)] = &[
@@ -53,6 +58,7 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/v1/models", Route::Models),
     ("/health", Route::Health),
     ("/tokenize", Route::Tokenize),
+    ("/openapi.json", Route::OpenApi),
 ];
 
 impl Route {
@@ -64,7 +70,7 @@ impl Route {
     pub fn method(self) -> Method {
         match self {
             Route::Classify | Route::Tokenize => Method::POST,
-            Route::Models | Route::Health => Method::GET,
+            Route::Models | Route::Health | Route::OpenApi => Method::GET,
         }
     }
 
@@ -118,6 +124,7 @@ pub async fn handle<B: Backend>(
             Route::Health => backend
                 .health()
                 .map(|()| json_response(&serde_json::json!({"status": "ok"}))),
+            Route::OpenApi => Ok(openapi_response()),
         },
     };
     result.unwrap_or_else(|error| error_response(&error))
@@ -186,6 +193,15 @@ fn prepare<B: Backend>(
     }))
 }
 
+fn openapi_response() -> Response<Vec<u8>> {
+    let mut response = Response::new(OPENAPI.as_bytes().to_vec());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 /// The contract error body with its status.
 pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
     let mut response = Response::new(error.to_json());
@@ -218,7 +234,7 @@ fn authorize(config: &HandlerConfig, route: Route, headers: &HeaderMap) -> Resul
     let Some(key) = &config.api_key else {
         return Ok(());
     };
-    if route == Route::Health {
+    if matches!(route, Route::Health | Route::OpenApi) {
         return Ok(());
     }
     // The scheme is case-insensitive (RFC 9110 §11.1): `bearer`, `BEARER` work too.
@@ -474,5 +490,30 @@ async fn model_list<B: Backend>(backend: &B) -> ModelList {
     ModelList {
         object: "list",
         data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn the_openapi_document_lists_every_route_and_error_type() {
+        let document: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        for (path, route) in ROUTES {
+            let method = route.method().as_str().to_ascii_lowercase();
+            assert!(
+                document["paths"][path][&method].is_object(),
+                "{method} {path} is missing"
+            );
+        }
+        let types = &document["components"]["schemas"]["Error"]["properties"]["type"]["enum"];
+        for kind in ErrorKind::ALL {
+            let listed = types
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == kind.as_str()));
+            assert!(listed, "{} is missing", kind.as_str());
+        }
     }
 }

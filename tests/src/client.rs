@@ -78,7 +78,7 @@ impl Client {
             Err(ureq::Error::Status(_, response)) => response,
             Err(e) => panic!("{method} {path}: {e}"),
         };
-        Reply {
+        let reply = Reply {
             status: response.status(),
             content_type: response
                 .header("content-type")
@@ -86,7 +86,9 @@ impl Client {
                 .to_owned(),
             allow: response.header("allow").map(str::to_owned),
             text: response.into_string().unwrap_or_default(),
-        }
+        };
+        crate::openapi::check(method, path, reply.status, &reply.content_type, &reply.text);
+        reply
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Reply {

@@ -530,6 +530,11 @@ pub fn routes(client: &Client) {
         (health.status, health.json()),
         (200, json!({"status": "ok"}))
     );
+    // The document every answer here is checked against (crate::openapi) is the one the deployment serves.
+    let served = client.get("/openapi.json").json();
+    let committed: Value =
+        serde_json::from_str(classify_protocol::handler::OPENAPI).unwrap_or_default();
+    assert_eq!(served, committed);
 }
 
 /// One `#[test]` per conformance case, each run for every checkpoint in `$models` (a `&[&str]`) against the

@@ -10,6 +10,7 @@ pub mod edge_checks;
 pub mod exports;
 pub mod fixtures;
 pub mod native;
+pub mod openapi;
 pub mod reliability;
 pub mod server_thread;
 pub mod spin;
