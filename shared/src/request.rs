@@ -114,7 +114,7 @@ impl Body {
             priority: self.optional_integer("priority")?.unwrap_or(0),
             truncate_prompt_tokens,
             add_special_tokens: self.optional_bool("add_special_tokens")?.unwrap_or(true),
-            use_activation: self.optional_bool("use_activation")?.unwrap_or(true),
+            use_activation: self.use_activation()?,
         })
     }
 
@@ -149,6 +149,21 @@ impl Body {
                 .as_i64()
                 .map(Some)
                 .ok_or_else(|| wrong_type(field, "an integer that fits in 64 bits", value)),
+        }
+    }
+
+    /// `use_activation`, or vLLM's deprecated alias `activation`; both, disagreeing, is a 400.
+    fn use_activation(&self) -> Result<bool, ApiError> {
+        match (
+            self.optional_bool("use_activation")?,
+            self.optional_bool("activation")?,
+        ) {
+            (Some(a), Some(b)) if a != b => Err(ApiError::invalid(
+                "use_activation",
+                "`use_activation` and its deprecated alias `activation` disagree; send only `use_activation`",
+            )),
+            (Some(value), _) | (None, Some(value)) => Ok(value),
+            (None, None) => Ok(true),
         }
     }
 
@@ -376,6 +391,20 @@ mod tests {
         assert!(!request.add_special_tokens && !request.use_activation);
         assert_eq!(request.rid.as_deref(), Some("abc"));
         assert_eq!(request.user.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn activation_is_vllms_deprecated_alias_of_use_activation() {
+        let alias = classify(r#"{"model":"m","input":"x","activation":false}"#).unwrap();
+        assert!(!alias.use_activation);
+        let both =
+            classify(r#"{"model":"m","input":"x","activation":false,"use_activation":false}"#);
+        assert!(!both.unwrap().use_activation);
+        let disagree =
+            classify(r#"{"model":"m","input":"x","activation":false,"use_activation":true}"#);
+        assert_eq!(disagree.unwrap_err().param, Some("use_activation"));
+        let wrong = classify(r#"{"model":"m","input":"x","activation":"no"}"#);
+        assert_eq!(wrong.unwrap_err().param, Some("activation"));
     }
 
     #[test]
