@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use classify_protocol::TokenSequence;
 use tract_onnx::prelude::*;
 
 /// The graph inputs this runner knows how to feed, all int64 `[batch, sequence]`.
@@ -82,7 +83,7 @@ impl OnnxClassifier {
 
     /// Logits for every sequence: in one run with right padding and an attention mask, or one run per sequence
     /// for graphs that quantize activations.
-    pub fn run(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
+    pub fn run(&self, sequences: &[TokenSequence]) -> Result<Vec<Vec<f32>>, String> {
         if self.one_at_a_time && sequences.len() > 1 {
             let mut logits = Vec::with_capacity(sequences.len());
             for sequence in sequences {
@@ -93,17 +94,23 @@ impl OnnxClassifier {
         self.run_batch(sequences)
     }
 
-    fn run_batch(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, String> {
+    fn run_batch(&self, sequences: &[TokenSequence]) -> Result<Vec<Vec<f32>>, String> {
         let batch = sequences.len();
-        let longest = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = sequences.iter().map(TokenSequence::len).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch * longest);
         let mut mask = Vec::with_capacity(batch * longest);
+        let mut type_ids = Vec::with_capacity(batch * longest);
         for sequence in sequences {
             let padding = longest - sequence.len();
-            ids.extend(sequence.iter().map(|&id| i64::from(id)));
+            ids.extend(sequence.ids.iter().map(|&id| i64::from(id)));
             ids.extend(std::iter::repeat_n(i64::from(self.pad_token_id), padding));
             mask.extend(std::iter::repeat_n(1i64, sequence.len()));
             mask.extend(std::iter::repeat_n(0i64, padding));
+            match &sequence.type_ids {
+                Some(types) => type_ids.extend(types.iter().map(|&t| i64::from(t))),
+                None => type_ids.extend(std::iter::repeat_n(0i64, sequence.len())),
+            }
+            type_ids.extend(std::iter::repeat_n(0i64, padding));
         }
         let tensor = |values: Vec<i64>| -> Result<TValue, String> {
             tract_ndarray::Array2::from_shape_vec((batch, longest), values)
@@ -115,7 +122,7 @@ impl OnnxClassifier {
             feed.push(match role {
                 InputRole::InputIds => tensor(ids.clone())?,
                 InputRole::AttentionMask => tensor(mask.clone())?,
-                InputRole::TokenTypeIds => tensor(vec![0; batch * longest])?,
+                InputRole::TokenTypeIds => tensor(type_ids.clone())?,
             });
         }
         let outputs = self.plan.run(feed).map_err(|e| format!("{e:#}"))?;

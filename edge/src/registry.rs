@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use classify_protocol::{ModelFiles, ModelShape, ServedModel};
+use classify_protocol::{ModelFiles, ModelShape, ServedModel, TokenSequence};
 
 use crate::onnx::OnnxClassifier;
 
@@ -233,10 +233,13 @@ fn load_model(name: &str, dir: &Path, onnx: &Path) -> Result<LoadedModel, String
 }
 
 /// Two sequences of different lengths (so padding and the mask are exercised), with ids the vocabulary has.
-fn warm_up_batch(model: &ServedModel) -> Vec<Vec<u32>> {
+fn warm_up_batch(model: &ServedModel) -> Vec<TokenSequence> {
     let id = |i: u32| i % u32::try_from(model.vocab_size.max(1)).unwrap_or(u32::MAX);
     let long = model.max_model_len.clamp(1, 4);
-    vec![(1..=long as u32).map(id).collect(), vec![id(1)]]
+    vec![
+        TokenSequence::single((1..=long as u32).map(id).collect()),
+        TokenSequence::single(vec![id(1)]),
+    ]
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use classify_protocol::TokenSequence;
 use tokio::sync::oneshot;
 
 use crate::metrics as names;
@@ -48,7 +49,7 @@ struct QueueState {
 struct Pending {
     priority: i64,
     seq: u64,
-    sequences: Vec<Vec<u32>>,
+    sequences: Vec<TokenSequence>,
     tokens: usize,
     enqueued: Instant,
     reply: oneshot::Sender<BatchResult>,
@@ -119,11 +120,11 @@ impl Batcher {
     /// Queues one request's sequences; the receiver gets their logits in order.
     pub fn submit(
         &self,
-        sequences: Vec<Vec<u32>>,
+        sequences: Vec<TokenSequence>,
         priority: i64,
     ) -> oneshot::Receiver<BatchResult> {
         let (reply, receiver) = oneshot::channel();
-        let tokens = sequences.iter().map(Vec::len).sum();
+        let tokens = sequences.iter().map(TokenSequence::len).sum();
         let mut state = self.queue.lock();
         if state.closed {
             let _ = reply.send(Err("the server is shutting down".to_owned()));
@@ -233,10 +234,8 @@ fn run_batch(
         |&(r, s)| batch[r].sequences[s].len(),
         limits.max_batch_tokens,
     ) {
-        let inputs: Vec<&[u32]> = chunk
-            .iter()
-            .map(|&(r, s)| batch[r].sequences[s].as_slice())
-            .collect();
+        let inputs: Vec<&TokenSequence> =
+            chunk.iter().map(|&(r, s)| &batch[r].sequences[s]).collect();
         let longest = inputs.last().map_or(0, |s| s.len());
         metrics::histogram!(names::BATCH_SEQUENCES, "model" => queue.model.clone())
             .record(inputs.len() as f64);
@@ -324,18 +323,22 @@ mod tests {
             }
         }
 
-        fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+        fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
             self.calls.fetch_add(1, AtomicOrdering::SeqCst);
             std::thread::sleep(self.delay);
             self.batches.lock().unwrap().push(batch.len());
-            if batch.iter().any(|s| s[0] == 666) {
+            if batch.iter().any(|s| s.ids[0] == 666) {
                 panic!("boom");
             }
             Ok(batch
                 .iter()
-                .map(|s| vec![s.len() as f32, s[0] as f32])
+                .map(|s| vec![s.len() as f32, s.ids[0] as f32])
                 .collect())
         }
+    }
+
+    fn singles(sequences: Vec<Vec<u32>>) -> Vec<TokenSequence> {
+        sequences.into_iter().map(TokenSequence::single).collect()
     }
 
     fn batcher(delay: Duration, limits: BatchLimits) -> (Batcher, Arc<Mutex<Vec<usize>>>) {
@@ -360,7 +363,7 @@ mod tests {
     fn results_come_back_in_request_order() {
         let (batcher, _) = batcher(Duration::ZERO, WIDE);
         let reply = batcher
-            .submit(vec![vec![5, 1, 1], vec![7], vec![9, 9]], 0)
+            .submit(singles(vec![vec![5, 1, 1], vec![7], vec![9, 9]]), 0)
             .blocking_recv()
             .unwrap();
         assert_eq!(
@@ -372,10 +375,10 @@ mod tests {
     #[test]
     fn requests_that_wait_together_share_a_forward_pass() {
         let (batcher, batches) = batcher(Duration::from_millis(100), WIDE);
-        let first = batcher.submit(vec![vec![1]], 0);
+        let first = batcher.submit(singles(vec![vec![1]]), 0);
         std::thread::sleep(Duration::from_millis(30)); // the worker is now busy with `first`
-        let low = batcher.submit(vec![vec![2]], 0);
-        let high = batcher.submit(vec![vec![3]], 5);
+        let low = batcher.submit(singles(vec![vec![2]]), 0);
+        let high = batcher.submit(singles(vec![vec![3]]), 5);
         let _ = first.blocking_recv();
         assert_eq!(high.blocking_recv().unwrap().unwrap(), [vec![1.0, 3.0]]);
         assert_eq!(low.blocking_recv().unwrap().unwrap(), [vec![1.0, 2.0]]);
@@ -390,10 +393,10 @@ mod tests {
             max_batch_requests: 1,
         };
         let (batcher, _) = batcher(Duration::from_millis(50), limits);
-        let first = batcher.submit(vec![vec![1]], 0);
+        let first = batcher.submit(singles(vec![vec![1]]), 0);
         std::thread::sleep(Duration::from_millis(20));
-        let low = batcher.submit(vec![vec![2]], 0);
-        let high = batcher.submit(vec![vec![3]], 9);
+        let low = batcher.submit(singles(vec![vec![2]]), 0);
+        let high = batcher.submit(singles(vec![vec![3]]), 9);
         let done = Arc::new(Mutex::new(Vec::new()));
         let threads: Vec<_> = [(low, 2), (high, 3)]
             .into_iter()
@@ -420,7 +423,10 @@ mod tests {
         };
         let (batcher, batches) = batcher(Duration::ZERO, limits);
         let reply = batcher
-            .submit(vec![vec![1, 1], vec![2, 2], vec![3, 3], vec![4; 9]], 0)
+            .submit(
+                singles(vec![vec![1, 1], vec![2, 2], vec![3, 3], vec![4; 9]]),
+                0,
+            )
             .blocking_recv();
         assert_eq!(reply.unwrap().unwrap().len(), 4);
         // 2+2 tokens fit, the third pair starts a new pass, the 9-token sequence runs alone.
@@ -430,16 +436,24 @@ mod tests {
     #[test]
     fn a_panicking_model_fails_only_its_batch() {
         let (batcher, _) = batcher(Duration::ZERO, WIDE);
-        let failed = batcher.submit(vec![vec![666]], 0).blocking_recv().unwrap();
+        let failed = batcher
+            .submit(singles(vec![vec![666]]), 0)
+            .blocking_recv()
+            .unwrap();
         assert_eq!(failed.unwrap_err(), "the model panicked");
-        let fine = batcher.submit(vec![vec![1]], 0).blocking_recv().unwrap();
+        let fine = batcher
+            .submit(singles(vec![vec![1]]), 0)
+            .blocking_recv()
+            .unwrap();
         assert_eq!(fine.unwrap(), [vec![1.0, 1.0]]);
     }
 
     #[test]
     fn drop_finishes_queued_work() {
         let (batcher, _) = batcher(Duration::from_millis(20), WIDE);
-        let receivers: Vec<_> = (0..3).map(|i| batcher.submit(vec![vec![i]], 0)).collect();
+        let receivers: Vec<_> = (0..3)
+            .map(|i| batcher.submit(singles(vec![vec![i]]), 0))
+            .collect();
         drop(batcher);
         for rx in receivers {
             assert!(rx.blocking_recv().unwrap().is_ok());

@@ -8,11 +8,37 @@ use http::{Request, Response};
 use crate::error::ApiError;
 use crate::model::ServedModel;
 
-/// Token-id sequences of one request, ready for a forward pass. Every sequence is non-empty, within the
+/// One input's tokens for a forward pass.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenSequence {
+    pub ids: Vec<u32>,
+    /// One token type (segment) id per token for a sentence pair, as the tokenizer's pair template assigns them
+    /// (BERT: 0 on `[CLS] a [SEP]`, 1 on `b [SEP]`); `None` for a single segment, all 0.
+    pub type_ids: Option<Vec<u32>>,
+}
+
+impl TokenSequence {
+    pub fn single(ids: Vec<u32>) -> TokenSequence {
+        TokenSequence {
+            ids,
+            type_ids: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// The token sequences of one request, ready for a forward pass. Every sequence is non-empty, within the
 /// model's max length, and uses ids below its vocabulary size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InferenceJob {
-    pub sequences: Vec<Vec<u32>>,
+    pub sequences: Vec<TokenSequence>,
     /// Higher runs first when requests wait for the engine.
     pub priority: i64,
 }

@@ -22,6 +22,8 @@ pub struct ModelConfig {
     pub num_labels: Option<usize>,
     /// `id2label` with its string keys parsed to class ids.
     pub id2label: Option<BTreeMap<usize, String>>,
+    /// `label2id`, in key order (serde_json keeps no other).
+    pub label2id: Option<BTreeMap<String, usize>>,
     pub problem_type: Option<ProblemType>,
     pub pad_token_id: Option<u32>,
     pub vocab_size: Option<usize>,
@@ -41,6 +43,7 @@ struct RawConfig {
     model_type: Option<String>,
     num_labels: Option<usize>,
     id2label: Option<BTreeMap<String, String>>,
+    label2id: Option<BTreeMap<String, Value>>,
     problem_type: Option<ProblemType>,
     pad_token_id: Option<Value>,
     vocab_size: Option<usize>,
@@ -89,6 +92,17 @@ impl ModelConfig {
             model_type: raw.model_type,
             num_labels: raw.num_labels,
             id2label,
+            // Lenient: only zero-shot reads it, and a stray value must not stop the model from loading.
+            label2id: raw.label2id.map(|map| {
+                map.into_iter()
+                    .filter_map(|(label, id)| {
+                        let id = id
+                            .as_u64()
+                            .or_else(|| id.as_str().and_then(|s| s.parse().ok()))?;
+                        Some((label, usize::try_from(id).ok()?))
+                    })
+                    .collect()
+            }),
             problem_type: raw.problem_type,
             pad_token_id,
             vocab_size: raw.vocab_size,

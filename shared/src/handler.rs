@@ -6,9 +6,10 @@ use std::time::Instant;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::backend::{Backend, InferenceJob};
+use crate::backend::{Backend, InferenceJob, TokenSequence};
 use crate::error::{ApiError, ErrorKind};
 use crate::model::ServedModel;
+use crate::pairs::{self, PairTask};
 use crate::request::{Body, ClassifyRequest, Input, Truncation};
 use crate::response::{
     ClassifyData, ClassifyResponse, ModelCard, ModelList, TokenizeResponse, Usage,
@@ -41,6 +42,9 @@ impl Default for HandlerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     Classify,
+    Rerank,
+    Score,
+    ZeroShot,
     Models,
     Health,
     Tokenize,
@@ -55,6 +59,11 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 pub const ROUTES: &[(&str, Route)] = &[
     ("/v1/classify", Route::Classify),
     ("/classify", Route::Classify),
+    ("/v1/rerank", Route::Rerank),
+    ("/rerank", Route::Rerank),
+    ("/v1/score", Route::Score),
+    ("/score", Route::Score),
+    ("/v1/zero-shot", Route::ZeroShot),
     ("/v1/models", Route::Models),
     ("/health", Route::Health),
     ("/tokenize", Route::Tokenize),
@@ -69,14 +78,16 @@ impl Route {
 
     pub fn method(self) -> Method {
         match self {
-            Route::Classify | Route::Tokenize => Method::POST,
+            Route::Classify | Route::Rerank | Route::Score | Route::ZeroShot | Route::Tokenize => {
+                Method::POST
+            }
             Route::Models | Route::Health | Route::OpenApi => Method::GET,
         }
     }
 
     /// Routes that parse, tokenize and run a model: what an admission limit counts.
     pub fn runs_a_model(self) -> bool {
-        matches!(self, Route::Classify | Route::Tokenize)
+        self.method() == Method::POST
     }
 }
 
@@ -119,7 +130,9 @@ pub async fn handle<B: Backend>(
             Err(ApiError::payload_too_large(config.max_body_bytes))
         }
         Ok(()) => match route {
-            Route::Classify | Route::Tokenize => model_route(backend, config, route, request).await,
+            Route::Classify | Route::Rerank | Route::Score | Route::ZeroShot | Route::Tokenize => {
+                model_route(backend, config, route, request).await
+            }
             Route::Models => Ok(json_response(&model_list(backend).await)),
             Route::Health => backend
                 .health()
@@ -130,8 +143,8 @@ pub async fn handle<B: Backend>(
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-/// Classify and tokenize: a model served here answers; any other goes to [`Backend::forward`]. Parsing and
-/// tokenization run through [`Backend::run_cpu_bound`].
+/// Model routes: a model served here answers; any other goes to [`Backend::forward`]. Parsing and tokenization
+/// run through [`Backend::run_cpu_bound`].
 async fn model_route<B: Backend>(
     backend: &B,
     config: &HandlerConfig,
@@ -144,9 +157,7 @@ async fn model_route<B: Backend>(
     match prepared {
         Prepared::Elsewhere(not_found) => backend.forward(request).await.ok_or(not_found),
         Prepared::Answered(response) => Ok(response),
-        Prepared::Classify(job) => classify(backend, request, job)
-            .await
-            .map(|r| json_response(&r)),
+        Prepared::Run(job) => run(backend, request, job).await,
     }
 }
 
@@ -157,14 +168,22 @@ enum Prepared {
     Elsewhere(ApiError),
     /// Answered already (tokenize).
     Answered(Response<Vec<u8>>),
-    Classify(ClassifyJob),
+    Run(ModelJob),
 }
 
-/// A classify request for a model served here, tokenized.
-struct ClassifyJob {
-    request: ClassifyRequest,
+/// A request for a model served here, tokenized, and what to make of the logits.
+struct ModelJob {
     model: String,
-    sequences: Vec<Vec<u32>>,
+    sequences: Vec<TokenSequence>,
+    priority: i64,
+    rid: Option<String>,
+    user: Option<String>,
+    task: Task,
+}
+
+enum Task {
+    Classify { use_activation: bool },
+    Pairs(PairTask),
 }
 
 fn prepare<B: Backend>(
@@ -174,23 +193,100 @@ fn prepare<B: Backend>(
     body: &[u8],
 ) -> Result<Prepared, ApiError> {
     let body = Body::parse(body)?;
-    let name = body.model()?;
-    let Some(local) = backend.model(name) else {
-        return Ok(Prepared::Elsewhere(ApiError::model_not_found(name)));
+    let name = match body.model()? {
+        Some(name) => name.to_owned(),
+        None => match only_model(backend) {
+            Some(name) => name,
+            // Another server may serve exactly one model.
+            None => return Ok(Prepared::Elsewhere(model_required(backend))),
+        },
+    };
+    let Some(local) = backend.model(&name) else {
+        return Ok(Prepared::Elsewhere(ApiError::model_not_found(&name)));
     };
     let (_, model) = local?;
-    if route == Route::Tokenize {
-        return tokenize(model, body).map(|r| Prepared::Answered(json_response(&r)));
-    }
-    let request = body.into_classify(config.max_inputs_per_request)?;
+    let max_inputs = config.max_inputs_per_request;
     let started = Instant::now();
-    let sequences = prepare_inputs(model, &request)?;
+    let pairs = match route {
+        Route::Tokenize => {
+            return tokenize(model, body).map(|r| Prepared::Answered(json_response(&r)));
+        }
+        Route::Classify => None,
+        Route::Rerank => Some(pairs::rerank(&body, model, max_inputs)?),
+        Route::Score => Some(pairs::score(&body, model, max_inputs)?),
+        Route::ZeroShot => Some(pairs::zero_shot(&body, model, max_inputs)?),
+        Route::Models | Route::Health | Route::OpenApi => {
+            return Err(ApiError::internal("not a model route"));
+        }
+    };
+    let job = match pairs {
+        Some(pairs) => ModelJob {
+            model: name,
+            sequences: pairs.sequences,
+            priority: pairs.priority,
+            rid: pairs.rid,
+            user: pairs.user,
+            task: Task::Pairs(pairs.task),
+        },
+        None => {
+            let (mut request, messages) = body.into_classify(max_inputs)?;
+            if let Some(messages) = messages {
+                let template = match &model.chat_template {
+                    Ok(Some(template)) => template,
+                    Ok(None) => {
+                        return Err(ApiError::invalid(
+                            "messages",
+                            format!(
+                                "`{}` has no chat template (tokenizer_config.json `chat_template` or \
+                                 chat_template.jinja); send `input` instead",
+                                model.name
+                            ),
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(ApiError::invalid(
+                            "messages",
+                            format!("the chat template of `{}` cannot be used: {e}", model.name),
+                        ));
+                    }
+                };
+                request.input = Input::Texts(vec![template.render(&messages)?]);
+            }
+            let sequences = prepare_inputs(model, &request)?;
+            ModelJob {
+                model: name,
+                sequences: sequences.into_iter().map(TokenSequence::single).collect(),
+                priority: request.priority,
+                rid: request.rid,
+                user: request.user,
+                task: Task::Classify {
+                    use_activation: request.use_activation,
+                },
+            }
+        }
+    };
     backend.record_tokenization(&model.name, started.elapsed());
-    Ok(Prepared::Classify(ClassifyJob {
-        request,
-        model: model.name.clone(),
-        sequences,
-    }))
+    Ok(Prepared::Run(job))
+}
+
+/// The name of the one model served here, if exactly one is.
+fn only_model<B: Backend>(backend: &B) -> Option<String> {
+    match backend.models().as_slice() {
+        [only] => Some(only.name.clone()),
+        _ => None,
+    }
+}
+
+fn model_required<B: Backend>(backend: &B) -> ApiError {
+    let names: Vec<&str> = backend.models().iter().map(|m| m.name.as_str()).collect();
+    ApiError::invalid(
+        "model",
+        format!(
+            "`model` is required: this server serves {} models ({})",
+            names.len(),
+            names.join(", ")
+        ),
+    )
 }
 
 fn openapi_response() -> Response<Vec<u8>> {
@@ -214,7 +310,7 @@ pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
     response
 }
 
-fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
+pub(crate) fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut response = Response::new(bytes);
@@ -258,23 +354,26 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn classify<B: Backend>(
+async fn run<B: Backend>(
     backend: &B,
     http_request: &Request<Vec<u8>>,
-    job: ClassifyJob,
-) -> Result<ClassifyResponse, ApiError> {
-    let ClassifyJob {
-        request,
+    job: ModelJob,
+) -> Result<Response<Vec<u8>>, ApiError> {
+    let ModelJob {
         model,
         sequences,
+        priority,
+        rid,
+        user,
+        task,
     } = job;
     let (index, model) = backend
         .model(&model)
         .ok_or_else(|| ApiError::internal("the model went away during the request"))??;
-    let prompt_tokens = sequences.iter().map(Vec::len).sum();
+    let prompt_tokens = sequences.iter().map(TokenSequence::len).sum();
     tracing::info!(
         model = %model.name,
-        user = request.user.as_deref().unwrap_or(""),
+        user = user.as_deref().unwrap_or(""),
         inputs = sequences.len(),
         prompt_tokens,
         "classify"
@@ -285,7 +384,7 @@ async fn classify<B: Backend>(
             index,
             InferenceJob {
                 sequences,
-                priority: request.priority,
+                priority,
             },
         )
         .await?;
@@ -294,29 +393,39 @@ async fn classify<B: Backend>(
             "the engine returned logits of the wrong shape",
         ));
     }
-    let activation = model.activation();
-    let mut data = Vec::with_capacity(count);
-    for (i, raw) in logits.into_iter().enumerate() {
-        if raw.iter().any(|x| !x.is_finite()) {
-            return Err(ApiError::internal("the model produced non-finite logits"));
-        }
-        let probs = activation.apply(&raw);
-        let label = model.labels[activation::argmax(&probs)].clone();
-        data.push(ClassifyData {
-            index: i,
-            label,
-            probs: if request.use_activation { probs } else { raw },
-            num_classes: model.num_classes(),
-        });
+    if logits.iter().flatten().any(|x| !x.is_finite()) {
+        return Err(ApiError::internal("the model produced non-finite logits"));
     }
-    Ok(ClassifyResponse {
-        id: request_id::response_id(request.rid.as_deref(), http_request.headers()),
-        object: "list",
-        created: unix_now(),
-        model: model.name.clone(),
-        data,
-        usage: Usage::prompt_only(prompt_tokens),
-    })
+    let id = request_id::response_id(rid.as_deref(), http_request.headers());
+    let created = unix_now();
+    let usage = Usage::prompt_only(prompt_tokens);
+    match task {
+        Task::Pairs(task) => Ok(task.answer(model, logits, id, created, usage)),
+        Task::Classify { use_activation } => {
+            let activation = model.activation();
+            let data = logits
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    let probs = activation.apply(&raw);
+                    ClassifyData {
+                        index: i,
+                        label: model.labels[activation::argmax(&probs)].clone(),
+                        probs: if use_activation { probs } else { raw },
+                        num_classes: model.num_classes(),
+                    }
+                })
+                .collect();
+            Ok(json_response(&ClassifyResponse {
+                id,
+                object: "list",
+                created,
+                model: model.name.clone(),
+                data,
+                usage,
+            }))
+        }
+    }
 }
 
 /// Tokenizes text inputs or checks token-id inputs, applies truncation and enforces the max length.

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::activation::Activation;
+use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
 use crate::tokenize::TextTokenizer;
 
@@ -18,6 +19,8 @@ pub struct ServedModel {
     pub vocab_size: usize,
     /// Unix seconds when the model was loaded.
     pub created: u64,
+    /// The chat template for `messages` requests; `Err` says why the model's template cannot be used.
+    pub chat_template: Result<Option<ChatTemplate>, String>,
 }
 
 /// What an engine learns from the weights themselves.
@@ -37,10 +40,13 @@ pub struct ModelFiles {
     /// config.json as read, for engines whose architecture configs parse more of it.
     pub config_json: Vec<u8>,
     pub tokenizer: TextTokenizer,
+    pub chat_template: Result<Option<ChatTemplate>, String>,
 }
 
 impl ModelFiles {
-    /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json`. Errors name the file.
+    /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json` and
+    /// `chat_template.jinja`. Errors name the file; a chat template that cannot be used is kept as its error
+    /// (the model still classifies text).
     pub fn read(dir: &Path) -> Result<ModelFiles, String> {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
@@ -57,10 +63,29 @@ impl ModelFiles {
         let tokenizer =
             TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
                 .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
+        let template_file = dir.join("chat_template.jinja");
+        let template_file = if template_file.exists() {
+            let bytes = read("chat_template.jinja")?;
+            Some(
+                String::from_utf8(bytes)
+                    .map_err(|_| format!("{}: not UTF-8", template_file.display()))?,
+            )
+        } else {
+            None
+        };
+        // tokenizer_config.json parsed already (TextTokenizer::from_json refuses invalid JSON).
+        let tokenizer_config = tokenizer_config
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let chat_template = ChatTemplate::from_files(template_file, &tokenizer_config);
+        if let Err(e) = &chat_template {
+            tracing::warn!(model = %dir.display(), "chat requests will be refused: {e}");
+        }
         Ok(ModelFiles {
             config,
             config_json,
             tokenizer,
+            chat_template,
         })
     }
 }
@@ -82,6 +107,7 @@ impl ServedModel {
             max_model_len,
             vocab_size: shape.vocab_size,
             created: crate::unix_now(),
+            chat_template: files.chat_template,
         })
     }
 
@@ -100,6 +126,20 @@ impl ServedModel {
             && ids.last() != Some(&token)
         {
             ids.push(token);
+        }
+    }
+
+    /// The class id of the NLI label "entailment" as transformers' zero-shot pipeline finds it: the first
+    /// `label2id` key that starts with "entail" (any case), else the first such label in class order.
+    pub fn entailment_id(&self) -> Option<usize> {
+        let entails = |label: &str| label.to_lowercase().starts_with("entail");
+        match &self.config.label2id {
+            Some(label2id) => label2id
+                .iter()
+                .find(|(label, _)| entails(label))
+                .map(|(_, &id)| id)
+                .filter(|&id| id < self.num_classes()),
+            None => self.labels.iter().position(|label| entails(label)),
         }
     }
 

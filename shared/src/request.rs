@@ -40,7 +40,6 @@ pub enum Truncation {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassifyRequest {
-    pub model: String,
     pub input: Input,
     pub user: Option<String>,
     pub rid: Option<String>,
@@ -52,7 +51,6 @@ pub struct ClassifyRequest {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenizeRequest {
-    pub model: String,
     pub prompt: String,
     pub add_special_tokens: bool,
 }
@@ -78,48 +76,93 @@ impl Body {
         }
     }
 
-    /// The required `model` field: read first so that an unknown model can be answered (or forwarded) early.
-    pub fn model(&self) -> Result<&str, ApiError> {
+    /// The `model` field, read first so that an unknown model can be answered (or forwarded) early. It may be
+    /// left out when one model is served.
+    pub fn model(&self) -> Result<Option<&str>, ApiError> {
         match self.0.get("model") {
-            None | Some(Value::Null) => Err(ApiError::invalid("model", "`model` is required")),
-            Some(Value::String(name)) => Ok(name),
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(name)) => Ok(Some(name)),
             Some(other) => Err(wrong_type("model", "a string", other)),
         }
     }
 
-    pub fn into_classify(self, max_inputs: usize) -> Result<ClassifyRequest, ApiError> {
-        let model = self.model()?.to_owned();
-        let input = match self.0.get("input") {
+    /// A field that must be present (not `null`).
+    pub(crate) fn required(&self, field: &'static str) -> Result<&Value, ApiError> {
+        match self.0.get(field) {
             None | Some(Value::Null) => {
-                return Err(ApiError::invalid("input", "`input` is required"));
+                Err(ApiError::invalid(field, format!("`{field}` is required")))
             }
-            Some(value) => parse_input(value, max_inputs)?,
-        };
-        let truncate_prompt_tokens = match self.optional_integer("truncate_prompt_tokens")? {
+            Some(value) => Ok(value),
+        }
+    }
+
+    /// A field that may be absent (or `null`).
+    pub(crate) fn optional(&self, field: &str) -> Option<&Value> {
+        self.0.get(field).filter(|v| !v.is_null())
+    }
+
+    /// A classify request: `input`, or vLLM's chat form `messages` (returned apart: rendering it needs the
+    /// model's template), never both.
+    pub fn into_classify(
+        self,
+        max_inputs: usize,
+    ) -> Result<(ClassifyRequest, Option<Vec<crate::chat::Message>>), ApiError> {
+        let messages = match self.optional("messages") {
             None => None,
-            Some(-1) => Some(Truncation::ModelMax),
-            Some(k) if k >= 1 => Some(Truncation::Tokens(k as u64)),
-            Some(k) => {
+            Some(value) => {
+                if self.optional("input").is_some() {
+                    return Err(ApiError::invalid(
+                        "messages",
+                        "send either `input` or `messages`, not both",
+                    ));
+                }
+                Some(crate::chat::parse_messages(value)?)
+            }
+        };
+        let input = match (&messages, self.optional("input")) {
+            (Some(_), _) => Input::Texts(Vec::new()),
+            (None, None) => {
                 return Err(ApiError::invalid(
-                    "truncate_prompt_tokens",
-                    format!("`truncate_prompt_tokens` must be -1 or at least 1, got {k}"),
+                    "input",
+                    "`input` (or `messages`) is required",
                 ));
             }
+            (None, Some(value)) => parse_input(value, max_inputs)?,
         };
-        Ok(ClassifyRequest {
-            model,
+        // vLLM renders chat templates without the tokenizer's special tokens: the template writes its own.
+        let add_special_tokens = self
+            .optional_bool("add_special_tokens")?
+            .unwrap_or(messages.is_none());
+        let request = ClassifyRequest {
             input,
             user: self.optional_string("user")?,
             rid: self.optional_string("rid")?,
-            priority: self.optional_integer("priority")?.unwrap_or(0),
-            truncate_prompt_tokens,
-            add_special_tokens: self.optional_bool("add_special_tokens")?.unwrap_or(true),
+            priority: self.priority()?,
+            truncate_prompt_tokens: self.truncate_prompt_tokens()?,
+            add_special_tokens,
             use_activation: self.use_activation()?,
-        })
+        };
+        Ok((request, messages))
+    }
+
+    pub(crate) fn priority(&self) -> Result<i64, ApiError> {
+        Ok(self.optional_integer("priority")?.unwrap_or(0))
+    }
+
+    /// `truncate_prompt_tokens`: `-1` (the model's max length) or a count of at least 1.
+    pub(crate) fn truncate_prompt_tokens(&self) -> Result<Option<Truncation>, ApiError> {
+        match self.optional_integer("truncate_prompt_tokens")? {
+            None => Ok(None),
+            Some(-1) => Ok(Some(Truncation::ModelMax)),
+            Some(k) if k >= 1 => Ok(Some(Truncation::Tokens(k as u64))),
+            Some(k) => Err(ApiError::invalid(
+                "truncate_prompt_tokens",
+                format!("`truncate_prompt_tokens` must be -1 or at least 1, got {k}"),
+            )),
+        }
     }
 
     pub fn into_tokenize(self) -> Result<TokenizeRequest, ApiError> {
-        let model = self.model()?.to_owned();
         let prompt = match self.0.get("prompt") {
             None | Some(Value::Null) => {
                 return Err(ApiError::invalid("prompt", "`prompt` is required"));
@@ -128,13 +171,12 @@ impl Body {
             Some(other) => return Err(wrong_type("prompt", "a string", other)),
         };
         Ok(TokenizeRequest {
-            model,
             prompt,
             add_special_tokens: self.optional_bool("add_special_tokens")?.unwrap_or(true),
         })
     }
 
-    fn optional_string(&self, field: &'static str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn optional_string(&self, field: &'static str) -> Result<Option<String>, ApiError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -142,7 +184,7 @@ impl Body {
         }
     }
 
-    fn optional_integer(&self, field: &'static str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn optional_integer(&self, field: &'static str) -> Result<Option<i64>, ApiError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => value
@@ -153,7 +195,7 @@ impl Body {
     }
 
     /// `use_activation`, or vLLM's deprecated alias `activation`; both, disagreeing, is a 400.
-    fn use_activation(&self) -> Result<bool, ApiError> {
+    pub(crate) fn use_activation(&self) -> Result<bool, ApiError> {
         match (
             self.optional_bool("use_activation")?,
             self.optional_bool("activation")?,
@@ -167,7 +209,7 @@ impl Body {
         }
     }
 
-    fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, ApiError> {
+    pub(crate) fn optional_bool(&self, field: &'static str) -> Result<Option<bool>, ApiError> {
         match self.0.get(field) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -176,14 +218,14 @@ impl Body {
     }
 }
 
-fn wrong_type(field: &'static str, expected: &str, got: &Value) -> ApiError {
+pub(crate) fn wrong_type(field: &'static str, expected: &str, got: &Value) -> ApiError {
     ApiError::invalid(
         field,
         format!("`{field}` must be {expected}, not {}", type_name(got)),
     )
 }
 
-fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -297,7 +339,7 @@ fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
     }
 }
 
-fn check_count(count: usize, max_inputs: usize) -> Result<(), ApiError> {
+pub(crate) fn check_count(count: usize, max_inputs: usize) -> Result<(), ApiError> {
     if count > max_inputs {
         return Err(ApiError::invalid(
             "input",
@@ -336,7 +378,7 @@ mod tests {
     use super::*;
 
     fn classify(body: &str) -> Result<ClassifyRequest, ApiError> {
-        Body::parse(body.as_bytes())?.into_classify(4)
+        Ok(Body::parse(body.as_bytes())?.into_classify(4)?.0)
     }
 
     fn error(body: &str) -> ApiError {
@@ -492,7 +534,7 @@ mod tests {
         assert!(
             error(r#"{"model":"m"}"#)
                 .message
-                .contains("`input` is required")
+                .contains("`input` (or `messages`) is required")
         );
     }
 
@@ -536,8 +578,6 @@ mod tests {
     #[test]
     fn field_types_are_checked() {
         for (body, param) in [
-            (r#"{"model":1,"input":"x"}"#, "model"),
-            (r#"{"input":"x"}"#, "model"),
             (r#"{"model":"m","input":"x","priority":"high"}"#, "priority"),
             (r#"{"model":"m","input":"x","priority":1e40}"#, "priority"),
             (
@@ -575,6 +615,41 @@ mod tests {
                 error.message
             );
         }
+    }
+
+    #[test]
+    fn model_is_a_string_or_absent() {
+        let model = |body: &str| {
+            Body::parse(body.as_bytes())
+                .unwrap()
+                .model()
+                .map(|m| m.map(str::to_owned))
+        };
+        assert_eq!(model(r#"{"model":"m"}"#).unwrap().as_deref(), Some("m"));
+        assert_eq!(model(r#"{"model":null}"#).unwrap(), None);
+        assert_eq!(model(r#"{"model":1}"#).unwrap_err().param, Some("model"));
+    }
+
+    #[test]
+    fn messages_or_input_but_not_both() {
+        let parse = |body: &str| Body::parse(body.as_bytes()).unwrap().into_classify(4);
+        let (request, messages) =
+            parse(r#"{"messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert_eq!(messages.unwrap().len(), 1);
+        assert!(
+            !request.add_special_tokens,
+            "chat renders without the tokenizer's special tokens"
+        );
+        let (request, _) =
+            parse(r#"{"messages":[{"role":"user","content":"hi"}],"add_special_tokens":true}"#)
+                .unwrap();
+        assert!(request.add_special_tokens);
+        let both = parse(r#"{"input":"x","messages":[{"role":"user","content":"hi"}]}"#);
+        assert_eq!(both.unwrap_err().param, Some("messages"));
+        assert_eq!(
+            parse(r#"{"messages":[]}"#).unwrap_err().param,
+            Some("messages")
+        );
     }
 
     #[test]

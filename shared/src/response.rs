@@ -63,3 +63,56 @@ pub struct TokenizeResponse {
     pub count: usize,
     pub max_model_len: usize,
 }
+
+/// `/rerank`: results by relevance, highest first.
+#[derive(Debug, Serialize)]
+pub struct RerankResponse {
+    pub id: String,
+    pub model: String,
+    pub usage: Usage,
+    pub results: Vec<RankedDocument>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RankedDocument {
+    /// The document's position in the request.
+    pub index: usize,
+    pub relevance_score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Document>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Document {
+    pub text: String,
+}
+
+/// `/score`: one score per pair, in pair order.
+#[derive(Debug, Serialize)]
+pub struct ScoreResponse {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub data: Vec<ScoreData>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScoreData {
+    pub index: usize,
+    pub object: &'static str,
+    pub score: f32,
+}
+
+/// `/v1/zero-shot`: the Hugging Face Inference API's zero-shot answer (labels by score, highest first), with
+/// the contract's `id`, `model` and `usage`.
+#[derive(Debug, Serialize)]
+pub struct ZeroShotResponse {
+    pub id: String,
+    pub model: String,
+    pub sequence: String,
+    pub labels: Vec<String>,
+    pub scores: Vec<f32>,
+    pub usage: Usage,
+}

@@ -547,6 +547,9 @@ macro_rules! conformance_tests {
             case05_reference_parity, case06_usage, case07_truncation, case08_invalid_inputs, case09_max_length,
             case10_model_errors, case11_malformed_bodies, case12_raw_logits, case13_sigmoid_heads,
             case14_special_tokens, case15_request_id, case16_alias_and_unknown_fields, case17_labels);
+        $crate::conformance_tests!(@pair_cases $client, $models;
+            rerank_matches_transformers, score_matches_transformers, pair_errors,
+            zero_shot_matches_the_pipeline, chat_matches_apply_chat_template);
 
         #[test]
         fn routes_health_and_method_errors() {
@@ -554,6 +557,19 @@ macro_rules! conformance_tests {
                 $crate::conformance::routes(&client);
             }
         }
+    };
+    (@pair_cases $client:path, $models:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(client) = $crate::conformance::Deployment::client($client()) else {
+                    return;
+                };
+                for name in $models {
+                    $crate::pair_cases::$case(&client, &$crate::fixtures::Fixture::load(name));
+                }
+            }
+        )*
     };
     (@cases $client:path, $models:expr; $($case:ident),*) => {
         $(

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use classify_protocol::TokenSequence;
 use serde::Deserialize;
 
 /// The encoder checkpoints, one or more per family, each also exported to ONNX for the edge.
@@ -9,11 +10,13 @@ pub const ENCODER_MODELS: &[&str] = &[
     "bert-sentiment",
     "bert-3label",
     "bert-score",
+    "bert-nli",
     "bert-multilabel",
     "distilbert-2label",
     "electra-3label",
     "roberta-3label",
     "xlm-roberta-2label",
+    "xlm-roberta-reranker",
     "deberta-v3-3label",
     "deberta-v2-2label",
     "modernbert-2label",
@@ -109,11 +112,11 @@ impl Fixture {
     }
 
     /// The token ids of every reference input, in order.
-    pub fn reference_batch(&self) -> Vec<Vec<u32>> {
+    pub fn reference_batch(&self) -> Vec<TokenSequence> {
         self.reference
             .inputs
             .iter()
-            .map(|i| i.ids.clone())
+            .map(|i| TokenSequence::single(i.ids.clone()))
             .collect()
     }
 

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod fixtures;
 pub mod native;
 pub mod openapi;
+pub mod pair_cases;
 pub mod reliability;
 pub mod server_thread;
 pub mod spin;

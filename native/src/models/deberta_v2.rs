@@ -11,13 +11,15 @@ use std::collections::HashMap;
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
-use classify_protocol::ModelShape;
+use classify_protocol::{ModelShape, TokenSequence};
 
 use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 pub struct DebertaV2Classifier {
     model: DebertaV2SeqClassificationModel,
     one_sequence_at_a_time: bool,
+    /// `type_vocab_size > 0` (DeBERTa-v2; v3 has none and ignores the tokenizer's type ids, as transformers).
+    has_token_types: bool,
     pad_token_id: u32,
     shape: ModelShape,
 }
@@ -63,6 +65,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     Ok(Box::new(DebertaV2Classifier {
         model,
         one_sequence_at_a_time: config.position_biased_input,
+        has_token_types: config.type_vocab_size > 0,
         pad_token_id,
         shape,
     }))
@@ -73,7 +76,7 @@ impl SequenceClassifier for DebertaV2Classifier {
         self.shape
     }
 
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         if self.one_sequence_at_a_time && batch.len() > 1 {
             let mut logits = Vec::with_capacity(batch.len());
             for sequence in batch {
@@ -86,13 +89,16 @@ impl SequenceClassifier for DebertaV2Classifier {
 }
 
 impl DebertaV2Classifier {
-    fn forward_padded(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward_padded(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         let padded = RightPadded::new(batch, self.pad_token_id);
         let device = &self.model.device;
         let shape = (batch.len(), padded.longest);
         let mask = Tensor::from_vec(padded.mask(1i64, 0i64), shape, device)?;
         let ids = Tensor::from_vec(padded.ids, shape, device)?;
-        let types = Tensor::zeros(shape, DType::U32, device)?;
+        let types = match padded.type_ids {
+            Some(types) if self.has_token_types => Tensor::from_vec(types, shape, device)?,
+            _ => Tensor::zeros(shape, DType::U32, device)?,
+        };
         self.model
             .forward(&ids, Some(types), Some(mask))?
             .to_dtype(DType::F32)?

@@ -10,6 +10,8 @@ use serde_json::Value;
 use super::heads::{ClassifierHead, HeadKind};
 use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
 use super::rope::Rope;
+use classify_protocol::TokenSequence;
+
 use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
@@ -392,7 +394,7 @@ impl SequenceClassifier for DecoderClassifier {
         self.shape
     }
 
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         // Right padding: with causal attention, real tokens never see the padding after them.
         let padded = RightPadded::new(batch, self.pad_token_id);
         let longest = padded.longest;

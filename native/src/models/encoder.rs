@@ -8,7 +8,7 @@
 
 use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
-use classify_protocol::ModelShape;
+use classify_protocol::{ModelShape, TokenSequence};
 
 use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, masked_softmax, swap_middle};
 use super::{RightPadded, SequenceClassifier};
@@ -181,8 +181,9 @@ pub struct Embeddings {
     pub words: Embedding,
     pub positions: Embedding,
     pub position_ids: Positions,
-    /// Row 0 of the token-type table: every input is a single segment. None for models without token types.
-    pub token_type: Option<Tensor>,
+    /// The token-type table and its row 0 (added to every token of a batch of single segments). None for
+    /// models without token types.
+    pub token_types: Option<(Embedding, Tensor)>,
     pub norm: LayerNorm,
     pub projection: Option<Linear>,
 }
@@ -199,9 +200,10 @@ impl Embeddings {
         layer_norm_eps: f64,
         position_ids: Positions,
     ) -> candle_core::Result<Embeddings> {
-        let token_type = if type_vocab_size > 0 {
+        let token_types = if type_vocab_size > 0 {
             let table = embedding(type_vocab_size, width, vb.pp("token_type_embeddings"))?;
-            Some(table.embeddings().i(0)?)
+            let first = table.embeddings().i(0)?;
+            Some((table, first))
         } else {
             None
         };
@@ -209,19 +211,31 @@ impl Embeddings {
             words: embedding(vocab_size, width, vb.pp("word_embeddings"))?,
             positions: embedding(max_positions, width, vb.pp("position_embeddings"))?,
             position_ids,
-            token_type,
+            token_types,
             norm: LayerNorm::load(width, layer_norm_eps, vb.pp("LayerNorm"))?,
             projection: None,
         })
     }
 
-    fn forward(&self, ids: &Tensor, positions: &Tensor) -> candle_core::Result<Tensor> {
+    /// `type_ids`: `[batch, len]`, or `None` when every input is a single segment.
+    fn forward(
+        &self,
+        ids: &Tensor,
+        positions: &Tensor,
+        type_ids: Option<&Tensor>,
+    ) -> candle_core::Result<Tensor> {
         let (batch, len) = ids.dims2()?;
         let width = self.words.embeddings().dim(1)?;
         let mut embedded = self.words.forward(ids)?;
         embedded = (embedded + self.positions.forward(positions)?)?;
-        if let Some(token_type) = &self.token_type {
-            embedded = add_repeated(&embedded, token_type, batch * len, width)?;
+        match (&self.token_types, type_ids) {
+            (Some((table, _)), Some(type_ids)) => {
+                embedded = (embedded + table.forward(type_ids)?)?
+            }
+            (Some((_, first)), None) => {
+                embedded = add_repeated(&embedded, first, batch * len, width)?;
+            }
+            (None, _) => {}
         }
         let normed = self.norm.forward(&embedded)?;
         match &self.projection {
@@ -322,7 +336,7 @@ impl SequenceClassifier for EncoderClassifier {
         self.shape
     }
 
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         let table = self.embeddings.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
         let padded = RightPadded::new(batch, self.pad_token_id);
@@ -330,7 +344,7 @@ impl SequenceClassifier for EncoderClassifier {
         let mut positions = Vec::with_capacity(batch.len() * longest);
         for sequence in batch {
             self.embeddings.position_ids.push_ids(
-                sequence,
+                &sequence.ids,
                 self.pad_token_id,
                 longest,
                 &mut positions,
@@ -340,8 +354,14 @@ impl SequenceClassifier for EncoderClassifier {
         let shape = (batch.len(), longest);
         let ids = Tensor::from_vec(padded.ids, shape, device)?;
         let positions = Tensor::from_vec(positions, shape, device)?;
+        let type_ids = padded
+            .type_ids
+            .map(|types| Tensor::from_vec(types, shape, device))
+            .transpose()?;
         let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), device)?.to_dtype(dtype)?;
-        let mut xs = self.embeddings.forward(&ids, &positions)?;
+        let mut xs = self
+            .embeddings
+            .forward(&ids, &positions, type_ids.as_ref())?;
         for layer in &self.layers {
             xs = layer.forward(&xs, &mask)?;
         }

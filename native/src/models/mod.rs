@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use candle_nn::VarBuilder;
 use classify_protocol::config::ModelConfig;
-use classify_protocol::{ModelFiles, ModelShape, ServedModel};
+use classify_protocol::{ModelFiles, ModelShape, ServedModel, TokenSequence};
 
 use crate::device::Placement;
 
 /// A model's forward pass over a batch of token-id sequences (any lengths; the model pads).
 pub trait SequenceClassifier: Send {
     /// Raw logits, one row per sequence, in f32.
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>>;
+    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>>;
 
     /// Classes, usable positions and vocabulary, as read from the weights.
     fn shape(&self) -> ModelShape;
@@ -40,20 +40,35 @@ pub trait SequenceClassifier: Send {
 pub struct RightPadded {
     /// `[batch × longest]` token ids, row-major.
     pub ids: Vec<u32>,
+    /// `[batch × longest]` token type ids (0 on padding and single segments); `None` when every sequence of the
+    /// batch is a single segment.
+    pub type_ids: Option<Vec<u32>>,
     pub longest: usize,
     lengths: Vec<usize>,
 }
 
 impl RightPadded {
-    pub fn new(batch: &[&[u32]], pad: u32) -> RightPadded {
+    pub fn new(batch: &[&TokenSequence], pad: u32) -> RightPadded {
         let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch.len() * longest);
         for sequence in batch {
-            ids.extend_from_slice(sequence);
+            ids.extend_from_slice(&sequence.ids);
             ids.extend(std::iter::repeat_n(pad, longest - sequence.len()));
         }
+        let type_ids = batch.iter().any(|s| s.type_ids.is_some()).then(|| {
+            let mut type_ids = Vec::with_capacity(batch.len() * longest);
+            for sequence in batch {
+                match &sequence.type_ids {
+                    Some(types) => type_ids.extend_from_slice(types),
+                    None => type_ids.extend(std::iter::repeat_n(0, sequence.len())),
+                }
+                type_ids.extend(std::iter::repeat_n(0, longest - sequence.len()));
+            }
+            type_ids
+        });
         RightPadded {
             ids,
+            type_ids,
             longest,
             lengths: batch.iter().map(|s| s.len()).collect(),
         }

@@ -15,6 +15,8 @@ use super::ops::{
     Activation, Dense, LayerNorm, Logits, gated_activation, masked_softmax, swap_middle,
 };
 use super::rope::Rope;
+use classify_protocol::TokenSequence;
+
 use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -274,7 +276,7 @@ impl SequenceClassifier for ModernBertClassifier {
         self.shape
     }
 
-    fn forward(&self, batch: &[&[u32]]) -> candle_core::Result<Vec<Vec<f32>>> {
+    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
         let padded = RightPadded::new(batch, self.pad_token_id);
         let longest = padded.longest;

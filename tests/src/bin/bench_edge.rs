@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
             .tokenizer
             .encode(text, true, *limit)
             .map_err(anyhow::Error::msg)?;
-        let batch = vec![ids.clone()];
+        let batch = vec![classify_protocol::TokenSequence::single(ids.clone())];
         let times = time(options.iterations, || {
             let _ = classifier.run(&batch);
         });

@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         let batch = fixture.reference_batch();
-        let slices: Vec<&[u32]> = batch.iter().map(Vec::as_slice).collect();
+        let slices: Vec<_> = batch.iter().collect();
         let native = classify_native::models::load(name, &fixture.dir, &placement)?;
         let native_delta = max_delta(&native.classifier.forward(&slices)?, &fixture);
         let edge_delta = match edge.find(name) {
