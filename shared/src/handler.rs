@@ -604,8 +604,128 @@ async fn model_list<B: Backend>(backend: &B) -> ModelList {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+    use crate::config::ModelConfig;
     use crate::error::ErrorKind;
+
+    /// Serves models named `names` (the test BERT tokenizer) with `labels`; every logit is the sum of the
+    /// sequence's token type ids; counts forwarded requests.
+    struct FakeBackend {
+        models: Vec<ServedModel>,
+        forwarded: Cell<usize>,
+    }
+
+    impl FakeBackend {
+        fn new(names: &[&str]) -> FakeBackend {
+            FakeBackend::with_labels(names, &["a", "b"])
+        }
+
+        fn with_labels(names: &[&str], labels: &[&str]) -> FakeBackend {
+            let models = names
+                .iter()
+                .map(|name| ServedModel {
+                    name: (*name).to_owned(),
+                    config: ModelConfig::from_json(br#"{"id2label": {"0": "a", "1": "b"}}"#)
+                        .unwrap(),
+                    tokenizer: crate::tokenize::tests::bert(),
+                    labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                    max_model_len: 16,
+                    vocab_size: 9,
+                    created: 0,
+                    chat_template: Ok(None),
+                })
+                .collect();
+            FakeBackend {
+                models,
+                forwarded: Cell::new(0),
+            }
+        }
+    }
+
+    impl Backend for FakeBackend {
+        fn models(&self) -> Vec<&ServedModel> {
+            self.models.iter().collect()
+        }
+
+        async fn classify(
+            &self,
+            model: usize,
+            job: InferenceJob,
+        ) -> Result<Vec<Vec<f32>>, ApiError> {
+            let width = self.models[model].num_classes();
+            Ok(job
+                .sequences
+                .iter()
+                .map(|s| vec![s.type_ids.iter().flatten().sum::<u32>() as f32; width])
+                .collect())
+        }
+
+        async fn forward(&self, _: &Request<Vec<u8>>) -> Option<Response<Vec<u8>>> {
+            self.forwarded.set(self.forwarded.get() + 1);
+            None
+        }
+    }
+
+    fn post(backend: &FakeBackend, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let request = Request::post(path).body(body.as_bytes().to_vec()).unwrap();
+        let response =
+            futures_executor::block_on(handle(backend, &HandlerConfig::default(), &request));
+        let json = serde_json::from_slice(response.body()).unwrap();
+        (response.status().as_u16(), json)
+    }
+
+    #[test]
+    fn model_may_be_left_out_when_one_is_served() {
+        let one = FakeBackend::new(&["only"]);
+        let (status, body) = post(&one, "/v1/classify", r#"{"input": "a b"}"#);
+        assert_eq!((status, body["model"].as_str()), (200, Some("only")));
+        let two = FakeBackend::new(&["x", "y"]);
+        let (status, body) = post(&two, "/v1/classify", r#"{"input": "a b"}"#);
+        assert_eq!((status, body["param"].as_str()), (400, Some("model")));
+        assert!(body["error"].as_str().unwrap().contains("x, y"), "{body}");
+        assert_eq!(
+            two.forwarded.get(),
+            1,
+            "another server may serve exactly one model"
+        );
+        let (status, _) = post(&two, "/v1/classify", r#"{"model": "z", "input": "a"}"#);
+        assert_eq!((status, two.forwarded.get()), (404, 2));
+    }
+
+    #[test]
+    fn pair_routes_send_token_types_and_single_texts_none() {
+        let scorer = FakeBackend::with_labels(&["m"], &["LABEL_0"]);
+        // The test tokenizer's pair template is `A B:1`: "c d" has type 1 on both of its tokens.
+        let raw = r#"{"text_1": "a", "text_2": "c d", "use_activation": false}"#;
+        let (status, body) = post(&scorer, "/v1/score", raw);
+        assert_eq!(
+            (status, body["data"][0]["score"].as_f64()),
+            (200, Some(2.0)),
+            "{body}"
+        );
+        let (_, body) = post(
+            &scorer,
+            "/v1/classify",
+            r#"{"input": "c d", "use_activation": false}"#,
+        );
+        assert_eq!(body["data"][0]["probs"][0].as_f64(), Some(0.0), "{body}");
+        let two_labels = FakeBackend::new(&["m"]);
+        let (status, body) = post(&two_labels, "/v1/score", raw);
+        assert_eq!(
+            (status, body["param"].as_str()),
+            (400, Some("model")),
+            "{body}"
+        );
+        let zero_shot = r#"{"inputs": "a", "parameters": {"candidate_labels": ["b"]}}"#;
+        let (status, body) = post(&two_labels, "/v1/zero-shot", zero_shot);
+        assert_eq!(
+            (status, body["param"].as_str()),
+            (400, Some("model")),
+            "no entailment: {body}"
+        );
+    }
 
     #[test]
     fn the_openapi_document_lists_every_route_and_error_type() {

@@ -20,6 +20,81 @@ fn serve(model: &str, flags: &[&str]) -> NativeServer {
     NativeServer::start(&[dir.as_path()], flags).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+#[test]
+fn model_may_be_left_out_when_one_model_is_served() {
+    let server = serve("bert-score", &[]);
+    let client = Client::new(&server.base_url);
+    let fixture = Fixture::load("bert-score");
+    let named = client.classify(&json!({"model": "bert-score", "input": "ok"}));
+    let unnamed = client.classify(&json!({"input": "ok"}));
+    assert_eq!(unnamed["model"], "bert-score");
+    assert_eq!(unnamed["data"], named["data"]);
+    let rerank = client.post(
+        "/v1/rerank",
+        &json!({"query": "a", "documents": ["b", "c"]}),
+    );
+    assert_eq!(rerank.status, 200, "{}", rerank.text);
+    let tokens = client.post(
+        "/tokenize",
+        &json!({"prompt": fixture.reference.inputs[0].text}),
+    );
+    assert_eq!(
+        tokens.json()["tokens"],
+        json!(fixture.reference.inputs[0].ids)
+    );
+    // A name that is not served is still a 404.
+    let reply = client.post("/v1/classify", &json!({"model": "other", "input": "ok"}));
+    reply.expect_error(404, "model_not_found");
+}
+
+/// Pairs (with token types) and single texts (without) from concurrent clients share forward passes; each
+/// answer is what it is alone.
+#[test]
+fn pairs_batched_with_plain_inputs_keep_their_scores() {
+    let server = serve("bert-score", &[]);
+    let client = Arc::new(Client::new(&server.base_url));
+    let documents: Vec<String> = (0..40).map(|i| format!("document {i} is ok")).collect();
+    let scores = |answer: &serde_json::Value| -> Vec<f32> {
+        let data = answer["data"].as_array().cloned().unwrap_or_default();
+        data.iter()
+            .map(|d| d["score"].as_f64().unwrap_or(f64::NAN) as f32)
+            .collect()
+    };
+    let alone = scores(
+        &client
+            .post("/score", &json!({"text_1": "query", "text_2": documents}))
+            .json(),
+    );
+    let plain_alone = floats(&client.classify(&json!({"input": "plain text"}))["data"][0]["probs"]);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, documents) = (client.clone(), documents.clone());
+            std::thread::spawn(move || {
+                if i % 2 == 0 {
+                    client
+                        .post("/score", &json!({"text_1": "query", "text_2": documents}))
+                        .json()
+                } else {
+                    client.classify(&json!({"input": ["plain text", "ok"]}))
+                }
+            })
+        })
+        .collect();
+    for (i, thread) in threads.into_iter().enumerate() {
+        let answer = thread.join().expect("client thread");
+        if i % 2 == 0 {
+            assert_close(&scores(&answer), &alone, 1e-5, "batched pairs");
+        } else {
+            assert_close(
+                &floats(&answer["data"][0]["probs"]),
+                &plain_alone,
+                1e-5,
+                "batched text",
+            );
+        }
+    }
+}
+
 /// Sum of a metric's samples for one model in the Prometheus text.
 fn metric(client: &Client, name: &str, model: &str) -> f64 {
     let text = client.get("/metrics").text;

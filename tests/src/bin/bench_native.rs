@@ -1,6 +1,8 @@
 //! Load benchmark for the native server: N concurrent clients against an in-process server, once with dynamic
-//! batching and once with cross-request batching disabled (`--max-batch-requests 1`), printing requests/s and
-//! latency percentiles. Bounded by a request count and a time limit; only talks to 127.0.0.1.
+//! batching and once with cross-request batching disabled (`--max-batch-requests 1`), printing requests/s,
+//! inputs/s and latency percentiles, for two loads: classify with one text per request, and rerank with one
+//! query × 100 documents per request (a cross-encoder; documents/s). Bounded by a request count and a time
+//! limit; only talks to 127.0.0.1.
 //!
 //! cargo run --release -p classify-tests --bin bench-native -- --clients 16 --requests 2000
 
@@ -18,9 +20,18 @@ use serde_json::json;
 
 #[derive(Parser)]
 struct Options {
-    /// Model directory to serve.
+    /// Model directory to serve for the classify load.
     #[arg(long, default_value_os_t = models_dir().join("bert-sentiment"))]
     model: PathBuf,
+    /// Cross-encoder (one label) to serve for the rerank load.
+    #[arg(long, default_value_os_t = models_dir().join("bert-score"))]
+    rerank_model: PathBuf,
+    /// Documents per rerank request.
+    #[arg(long, default_value_t = 100)]
+    documents: usize,
+    /// Rerank requests per run.
+    #[arg(long, default_value_t = 200)]
+    rerank_requests: usize,
     /// Concurrent clients.
     #[arg(long, default_value_t = 16)]
     clients: usize,
@@ -40,23 +51,65 @@ const TEXTS: &[&str] = &[
     "What a fantastic day at the beach with friends and family.",
 ];
 
+#[derive(Clone, Copy)]
+enum Load {
+    /// One text per classify request.
+    Classify,
+    /// One query against `documents` texts per rerank request.
+    Rerank { documents: usize },
+}
+
+impl Load {
+    fn body(self, name: &str, n: usize) -> (&'static str, serde_json::Value) {
+        match self {
+            Load::Classify => (
+                "/v1/classify",
+                json!({"model": name, "input": TEXTS[n % TEXTS.len()]}),
+            ),
+            Load::Rerank { documents } => {
+                let documents: Vec<&str> = (0..documents)
+                    .map(|i| TEXTS[(n + i) % TEXTS.len()])
+                    .collect();
+                (
+                    "/v1/rerank",
+                    json!({"model": name, "query": "Was the movie good?", "documents": documents}),
+                )
+            }
+        }
+    }
+
+    fn inputs(self) -> usize {
+        match self {
+            Load::Classify => 1,
+            Load::Rerank { documents } => documents,
+        }
+    }
+}
+
 struct RunResult {
     completed: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
-fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
-    let server = NativeServer::start(&[options.model.as_path()], flags)?;
-    let name = options
-        .model
+fn run(
+    options: &Options,
+    model: &std::path::Path,
+    load: Load,
+    total: usize,
+    flags: &[&str],
+) -> anyhow::Result<RunResult> {
+    let server = NativeServer::start(&[model], flags)?;
+    let name = model
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
     let warmup = Client::new(&server.base_url);
-    for text in TEXTS {
-        warmup.classify(&json!({"model": name, "input": text}));
+    for n in 0..TEXTS.len() {
+        let (path, body) = load.body(&name, n);
+        let reply = warmup.post(path, &body);
+        anyhow::ensure!(reply.status == 200, "{path}: {}", reply.text);
     }
     let issued = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(options.max_seconds);
@@ -64,7 +117,6 @@ fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
     let workers: Vec<_> = (0..options.clients)
         .map(|_| {
             let (issued, base, name) = (issued.clone(), server.base_url.clone(), name.clone());
-            let total = options.requests;
             std::thread::spawn(move || {
                 let client = Client::new(&base);
                 let mut latencies = Vec::new();
@@ -73,8 +125,13 @@ fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
                     if n >= total || Instant::now() > deadline {
                         return latencies;
                     }
+                    let (path, body) = load.body(&name, n);
                     let sent = Instant::now();
-                    client.classify(&json!({"model": name, "input": TEXTS[n % TEXTS.len()]}));
+                    let reply = client.post(path, &body);
+                    if reply.status != 200 {
+                        eprintln!("{path}: {}", reply.text);
+                        return latencies;
+                    }
                     latencies.push(sent.elapsed());
                 }
             })
@@ -99,29 +156,49 @@ fn run(options: &Options, flags: &[&str]) -> anyhow::Result<RunResult> {
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    println!("{} clients", options.clients);
     println!(
-        "model {} | {} clients | {} requests per run | one input per request",
-        options.model.display(),
-        options.clients,
-        options.requests
+        "{:<46} {:>9} {:>10} {:>11} {:>10} {:>10}",
+        "load / mode", "requests", "req/s", "inputs/s", "p50 ms", "p99 ms"
     );
-    println!(
-        "{:<22} {:>9} {:>10} {:>10} {:>10}",
-        "mode", "requests", "req/s", "p50 ms", "p99 ms"
-    );
-    for (mode, flags) in [
-        ("dynamic batching", &[][..]),
-        ("no batching", &["--max-batch-requests", "1"][..]),
-    ] {
-        let result = run(&options, flags)?;
-        println!(
-            "{:<22} {:>9} {:>10.1} {:>10.2} {:>10.2}",
-            mode,
-            result.completed,
-            result.completed as f64 / result.elapsed.as_secs_f64(),
-            percentile_ms(&result.latencies, 0.50),
-            percentile_ms(&result.latencies, 0.99)
-        );
+    let loads = [
+        (
+            "classify, 1 text",
+            &options.model,
+            Load::Classify,
+            options.requests,
+        ),
+        (
+            "rerank, 1 query x documents",
+            &options.rerank_model,
+            Load::Rerank {
+                documents: options.documents,
+            },
+            options.rerank_requests,
+        ),
+    ];
+    for (label, model, load, total) in loads {
+        for (mode, flags) in [
+            ("batching", &[][..]),
+            ("no batching", &["--max-batch-requests", "1"][..]),
+        ] {
+            let result = run(&options, model, load, total, flags)?;
+            let per_second = result.completed as f64 / result.elapsed.as_secs_f64();
+            println!(
+                "{:<46} {:>9} {:>10.1} {:>11.1} {:>10.2} {:>10.2}",
+                format!("{label} ({}) / {mode}", load.inputs()),
+                result.completed,
+                per_second,
+                per_second * load.inputs() as f64,
+                percentile_ms(&result.latencies, 0.50),
+                percentile_ms(&result.latencies, 0.99)
+            );
+        }
     }
+    println!(
+        "models: classify {}, rerank {}",
+        options.model.display(),
+        options.rerank_model.display()
+    );
     Ok(())
 }
