@@ -6,6 +6,7 @@ pub mod activation;
 pub mod backend;
 pub mod body;
 pub mod chat;
+mod classify;
 pub mod config;
 pub mod error;
 pub mod handler;

@@ -9,11 +9,14 @@ use crate::backend::TokenSequence;
 use crate::error::ApiError;
 use crate::handler::json_response;
 use crate::model::ServedModel;
-use crate::request::{Body, Truncation, type_name, wrong_type};
+use crate::request::{Body, wrong_type};
 use crate::response::{
     Document, RankedDocument, RerankResponse, ScoreData, ScoreResponse, Usage, ZeroShotResponse,
 };
 use crate::tokenize::{PairCut, PairEncodeError, PairSide, PairTruncation};
+
+mod fields;
+use fields::{candidate_labels, documents, hypothesis, pair_cut, text, texts};
 
 /// A pair request, encoded, and what to make of its logits.
 pub(crate) struct PairJob {
@@ -22,6 +25,22 @@ pub(crate) struct PairJob {
     pub priority: i64,
     pub rid: Option<String>,
     pub user: Option<String>,
+}
+
+impl PairJob {
+    fn new(
+        body: &Body,
+        sequences: Vec<TokenSequence>,
+        task: PairTask,
+    ) -> Result<PairJob, ApiError> {
+        Ok(PairJob {
+            sequences,
+            task,
+            priority: body.priority()?,
+            rid: body.optional_string("rid")?,
+            user: body.optional_string("user")?,
+        })
+    }
 }
 
 pub(crate) enum PairTask {
@@ -71,18 +90,16 @@ pub(crate) fn rerank(
         .iter()
         .map(|d| (query.as_str(), d.as_str()))
         .collect();
-    Ok(PairJob {
-        sequences: encode_pairs(model, &pairs, cut, "documents")?,
-        task: PairTask::Rerank {
+    PairJob::new(
+        body,
+        encode_pairs(model, &pairs, cut, "documents")?,
+        PairTask::Rerank {
             top_n,
             return_documents: body.optional_bool("return_documents")?.unwrap_or(true),
             use_activation: body.use_activation()?,
             documents,
         },
-        priority: body.priority()?,
-        rid: body.optional_string("rid")?,
-        user: body.optional_string("user")?,
-    })
+    )
 }
 
 /// `/score`: `text_1` against `text_2` (or vLLM's newer `queries` and `documents`), 1:1, 1:N or N:N.
@@ -130,15 +147,13 @@ pub(crate) fn score(
         }
     };
     let cut = pair_cut(body, model)?;
-    Ok(PairJob {
-        sequences: encode_pairs(model, &pairs, cut, second_name)?,
-        task: PairTask::Score {
+    PairJob::new(
+        body,
+        encode_pairs(model, &pairs, cut, second_name)?,
+        PairTask::Score {
             use_activation: body.use_activation()?,
         },
-        priority: body.priority()?,
-        rid: body.optional_string("rid")?,
-        user: body.optional_string("user")?,
-    })
+    )
 }
 
 /// `/v1/zero-shot`: the text against one hypothesis per candidate label, as transformers' zero-shot pipeline.
@@ -199,19 +214,17 @@ pub(crate) fn zero_shot(
         max_tokens: model.max_model_len,
         strategy: PairTruncation::OnlyFirst,
     };
-    Ok(PairJob {
-        sequences: encode_pairs(model, &pairs, Some(cut), "parameters.candidate_labels")?,
-        task: PairTask::ZeroShot {
+    PairJob::new(
+        body,
+        encode_pairs(model, &pairs, Some(cut), "parameters.candidate_labels")?,
+        PairTask::ZeroShot {
             sequence,
             labels,
             multi_label,
             entailment,
             contradiction,
         },
-        priority: body.priority()?,
-        rid: body.optional_string("rid")?,
-        user: body.optional_string("user")?,
-    })
+    )
 }
 
 /// Reranking and scoring read one relevance logit.
@@ -227,216 +240,6 @@ fn one_label(model: &ServedModel, task: &str) -> Result<(), ApiError> {
             model.num_classes()
         ),
     ))
-}
-
-/// Python's `template.format(label)` for the one positional argument: `{}` and `{0}` become the label, `{{` and
-/// `}}` literal braces; a template without a place for the label is refused, as the pipeline does.
-fn hypothesis(template: &str, label: &str) -> Result<String, ApiError> {
-    let invalid = |why: &str| {
-        ApiError::invalid(
-            "hypothesis_template",
-            format!(
-                "`hypothesis_template` {why}: write `{{}}` where the label goes, e.g. \"{DEFAULT_HYPOTHESIS_TEMPLATE}\""
-            ),
-        )
-    };
-    let mut out = String::with_capacity(template.len() + label.len());
-    let mut placed = false;
-    let mut rest = template;
-    while let Some(at) = rest.find(['{', '}']) {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(after) = tail.strip_prefix("{{").or_else(|| tail.strip_prefix("}}")) {
-            out.push_str(&tail[..1]);
-            rest = after;
-        } else if let Some(after) = tail.strip_prefix("{}").or_else(|| tail.strip_prefix("{0}")) {
-            out.push_str(label);
-            placed = true;
-            rest = after;
-        } else {
-            return Err(invalid("has a brace that is not `{}`, `{{` or `}}`"));
-        }
-    }
-    out.push_str(rest);
-    if !placed {
-        return Err(invalid("has no `{}` for the label"));
-    }
-    Ok(out)
-}
-
-fn candidate_labels(value: Option<&Value>, max_inputs: usize) -> Result<Vec<String>, ApiError> {
-    const FIELD: &str = "candidate_labels";
-    let labels: Vec<String> = match value {
-        None => {
-            return Err(ApiError::invalid(
-                FIELD,
-                "`parameters.candidate_labels` is required",
-            ));
-        }
-        // The pipeline's shorthand: "sports, politics".
-        Some(Value::String(list)) => list
-            .split(',')
-            .map(str::trim)
-            .filter(|label| !label.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(label) if !label.trim().is_empty() => Ok(label.clone()),
-                other => Err(ApiError::invalid(
-                    FIELD,
-                    format!(
-                        "candidate_labels[{i}] must be a non-blank string, not {}",
-                        describe(other)
-                    ),
-                )),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => return Err(wrong_type(FIELD, "a list of strings", other)),
-    };
-    if labels.is_empty() {
-        return Err(ApiError::invalid(
-            FIELD,
-            "`parameters.candidate_labels` must name at least one label",
-        ));
-    }
-    within(labels.len(), max_inputs, FIELD, "candidate labels")?;
-    Ok(labels)
-}
-
-/// A required non-blank string field.
-fn text(value: &Value, field: &'static str) -> Result<String, ApiError> {
-    match value {
-        Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
-        Value::String(_) => Err(ApiError::invalid(
-            field,
-            format!("`{field}` must not be empty or blank"),
-        )),
-        other => Err(wrong_type(field, "a string", other)),
-    }
-}
-
-/// A string or a non-empty list of non-blank strings.
-fn texts(value: &Value, field: &'static str, max_inputs: usize) -> Result<Vec<String>, ApiError> {
-    let items = match value {
-        Value::String(_) => return Ok(vec![text(value, field)?]),
-        Value::Array(items) => items,
-        other => return Err(wrong_type(field, "a string or a list of strings", other)),
-    };
-    if items.is_empty() {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must not be an empty list"),
-        ));
-    }
-    within(items.len(), max_inputs, field, "texts")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Value::String(text) if !text.trim().is_empty() => Ok(text.clone()),
-            other => Err(ApiError::invalid(
-                field,
-                format!(
-                    "{field}[{i}] must be a non-blank string, not {}",
-                    describe(other)
-                ),
-            )),
-        })
-        .collect()
-}
-
-/// `documents` of a rerank request: strings or `{"text": …}` objects.
-fn documents(value: &Value, max_inputs: usize) -> Result<Vec<String>, ApiError> {
-    const FIELD: &str = "documents";
-    let Value::Array(items) = value else {
-        return Err(wrong_type(
-            FIELD,
-            "a list of strings or {\"text\"} objects",
-            value,
-        ));
-    };
-    if items.is_empty() {
-        return Err(ApiError::invalid(
-            FIELD,
-            "`documents` must not be an empty list",
-        ));
-    }
-    within(items.len(), max_inputs, FIELD, "documents")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let text = match item {
-                Value::Object(fields) => fields.get("text").and_then(Value::as_str),
-                other => other.as_str(),
-            };
-            match text {
-                Some(text) if !text.trim().is_empty() => Ok(text.to_owned()),
-                _ => Err(ApiError::invalid(
-                    FIELD,
-                    format!(
-                        "documents[{i}] must be a non-blank string or {{\"text\": \"…\"}}, not {}",
-                        describe(item)
-                    ),
-                )),
-            }
-        })
-        .collect()
-}
-
-fn within(count: usize, max: usize, field: &'static str, what: &str) -> Result<(), ApiError> {
-    if count > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("too many {what}: {count} given, at most {max} per request"),
-        ));
-    }
-    Ok(())
-}
-
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::String(_) => "a blank string",
-        other => type_name(other),
-    }
-}
-
-/// `truncate_prompt_tokens` (each pair's total, `-1` = the max length) and `truncation` (transformers' strategy
-/// name, `longest_first` by default; given alone, it cuts to the max length).
-fn pair_cut(body: &Body, model: &ServedModel) -> Result<Option<PairCut>, ApiError> {
-    let strategy = match body.optional("truncation") {
-        None => None,
-        Some(Value::String(name)) => Some(PairTruncation::from_name(name).ok_or_else(|| {
-            ApiError::invalid(
-                "truncation",
-                format!("`truncation` must be \"longest_first\", \"only_first\" or \"only_second\", not \"{name}\""),
-            )
-        })?),
-        Some(other) => return Err(wrong_type("truncation", "a string", other)),
-    };
-    let max_len = model.max_model_len;
-    let max_tokens = match body.truncate_prompt_tokens()? {
-        None if strategy.is_none() => return Ok(None),
-        None | Some(Truncation::ModelMax) => max_len,
-        Some(Truncation::Tokens(k)) => match usize::try_from(k) {
-            Ok(k) if k <= max_len => k,
-            _ => {
-                return Err(ApiError::invalid(
-                    "truncate_prompt_tokens",
-                    format!(
-                        "`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"
-                    ),
-                ));
-            }
-        },
-    };
-    Ok(Some(PairCut {
-        max_tokens,
-        strategy: strategy.unwrap_or(PairTruncation::LongestFirst),
-    }))
 }
 
 /// Every pair through the tokenizer's pair template; errors name `field`, or the truncation fields when the
@@ -624,19 +427,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hypothesis_follows_python_format() {
-        assert_eq!(
-            hypothesis("This example is {}.", "sports").unwrap(),
-            "This example is sports."
-        );
-        assert_eq!(hypothesis("{0} or {}? {{x}}", "a").unwrap(), "a or a? {x}");
-        for bad in ["no place", "{label}", "{1}", "{", "}"] {
-            let error = hypothesis(bad, "a").unwrap_err();
-            assert_eq!(error.param, Some("hypothesis_template"), "{bad}");
-        }
-    }
-
-    #[test]
     fn zero_shot_scores_are_the_pipelines() {
         // softmax([c, e]) at index 1 is sigmoid(e - c).
         let rows = vec![vec![0.5, -1.0, 2.0], vec![1.0, 0.0, -1.0]];
@@ -650,43 +440,5 @@ mod tests {
         assert!((single.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         let one = zero_shot_scores(&rows[..1], false, 2, 0);
         assert!((one[0] - expected(0.5, 2.0)).abs() < 1e-6);
-    }
-
-    #[test]
-    fn candidate_labels_as_list_or_comma_string() {
-        let parse = |json: &str| candidate_labels(Some(&serde_json::from_str(json).unwrap()), 3);
-        assert_eq!(parse(r#""a, b,,c ""#).unwrap(), ["a", "b", "c"]);
-        assert_eq!(parse(r#"["x y"]"#).unwrap(), ["x y"]);
-        for bad in [
-            r#"[]"#,
-            r#"" , ""#,
-            r#"["a",""]"#,
-            r#"[1]"#,
-            r#"{}"#,
-            r#"["a","b","c","d"]"#,
-        ] {
-            assert_eq!(
-                parse(bad).unwrap_err().param,
-                Some("candidate_labels"),
-                "{bad}"
-            );
-        }
-        assert!(candidate_labels(None, 3).is_err());
-    }
-
-    #[test]
-    fn documents_are_strings_or_text_objects() {
-        let parse = |json: &str| documents(&serde_json::from_str(json).unwrap(), 2);
-        assert_eq!(parse(r#"["a", {"text": "b"}]"#).unwrap(), ["a", "b"]);
-        for bad in [
-            r#"[]"#,
-            r#""a""#,
-            r#"[" "]"#,
-            r#"[{"txt": "a"}]"#,
-            r#"[1]"#,
-            r#"["a","b","c"]"#,
-        ] {
-            assert_eq!(parse(bad).unwrap_err().param, Some("documents"), "{bad}");
-        }
     }
 }
