@@ -5,13 +5,9 @@ use std::str::FromStr;
 
 use clap::Parser;
 
+use crate::bundled;
 use crate::device::{DTypeChoice, DeviceChoice};
-
-/// The tiny checkpoint that ships with the repository, served when no `--model` is given.
-pub const BUNDLED_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/fixtures/models/bert-sentiment"
-);
+use crate::hub::HubModel;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -20,8 +16,11 @@ pub const BUNDLED_MODEL: &str = concat!(
     about = "Text-classification server with the /v1/classify API"
 )]
 pub struct Args {
-    /// A model directory to serve, as [NAME=]PATH; repeat for several. NAME defaults to the directory name.
-    #[arg(long = "model", env = "CLASSIFY_MODEL", value_delimiter = ',', default_value = BUNDLED_MODEL)]
+    /// A model to serve, as [NAME=]PATH (a model directory) or [NAME=]org/name[@revision] (a Hugging Face Hub id,
+    /// from the local cache or downloaded into it); repeat for several. NAME defaults to the directory name or the
+    /// Hub id. A directory that exists wins over a Hub id of the same spelling.
+    /// Without any, the bundled spam/ham classifier (`spam-bert`, embedded in the binary) is served.
+    #[arg(long = "model", env = "CLASSIFY_MODEL", value_delimiter = ',')]
     pub models: Vec<ModelSpec>,
     /// Address to listen on.
     #[arg(long, env = "CLASSIFY_HOST", default_value = "127.0.0.1")]
@@ -74,37 +73,84 @@ pub struct Args {
     pub api_key: Option<String>,
 }
 
-/// `--model [NAME=]PATH`.
+/// `--model [NAME=]PATH` or `[NAME=]org/name[@revision]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
     pub name: String,
-    pub path: PathBuf,
+    pub source: ModelSource,
+}
+
+impl Args {
+    /// The models to serve: those given, else the bundled one.
+    pub fn model_specs(&self) -> Vec<ModelSpec> {
+        if self.models.is_empty() {
+            return vec![ModelSpec {
+                name: bundled::NAME.to_owned(),
+                source: ModelSource::Bundled,
+            }];
+        }
+        self.models.clone()
+    }
+}
+
+/// Where a model's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The spam/ham classifier embedded in the binary.
+    Bundled,
+    Dir(PathBuf),
+    /// A Hugging Face Hub repository, from the local cache or downloaded into it.
+    Hub(HubModel),
+}
+
+impl ModelSource {
+    /// The model directory, downloading a Hub model that is not cached.
+    pub fn dir(&self) -> anyhow::Result<PathBuf> {
+        match self {
+            ModelSource::Bundled => bundled::dir(),
+            ModelSource::Dir(dir) => Ok(dir.clone()),
+            ModelSource::Hub(model) => model.resolve().map_err(|e| {
+                e.context(format!(
+                    "`{model}` is not a directory here, so it was looked up as a Hugging Face Hub id"
+                ))
+            }),
+        }
+    }
 }
 
 impl FromStr for ModelSpec {
     type Err = String;
 
+    /// A directory that exists wins over a Hub id of the same spelling; the served name defaults to the
+    /// directory's name or the Hub id.
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let (name, path) = match value.split_once('=') {
-            Some((name, path)) => (name.to_owned(), PathBuf::from(path)),
-            None => {
-                let path = PathBuf::from(value);
-                let name = path
-                    .canonicalize()
-                    .unwrap_or_else(|_| path.clone())
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        format!("cannot take a model name from `{value}`; use NAME=PATH")
-                    })?;
-                (name, path)
-            }
+        let (name, location) = match value.split_once('=') {
+            Some((name, location)) => (Some(name.to_owned()), location),
+            None => (None, value),
         };
-        if name.is_empty() || path.as_os_str().is_empty() {
-            return Err(format!("`{value}` is not [NAME=]PATH"));
+        if location.is_empty() || name.as_deref() == Some("") {
+            return Err(format!(
+                "`{value}` is not [NAME=]PATH or [NAME=]org/name[@revision]"
+            ));
         }
-        Ok(ModelSpec { name, path })
+        let path = PathBuf::from(location);
+        let source = match HubModel::parse(location) {
+            Some(model) if !path.exists() => ModelSource::Hub(model),
+            _ => ModelSource::Dir(path),
+        };
+        let name = match (name, &source) {
+            (Some(name), _) => name,
+            (None, ModelSource::Hub(model)) => model.repo.clone(),
+            (None, ModelSource::Bundled) => bundled::NAME.to_owned(),
+            (None, ModelSource::Dir(path)) => path
+                .canonicalize()
+                .unwrap_or_else(|_| path.clone())
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("cannot take a model name from `{value}`; use NAME=PATH"))?,
+        };
+        Ok(ModelSpec { name, source })
     }
 }
 
@@ -115,21 +161,34 @@ mod tests {
     #[test]
     fn model_spec_forms() {
         let named: ModelSpec = "sst=/models/x".parse().unwrap();
-        assert_eq!(
-            (named.name.as_str(), named.path.to_str()),
-            ("sst", Some("/models/x"))
-        );
+        assert_eq!(named.name, "sst");
+        assert_eq!(named.source, ModelSource::Dir("/models/x".into()));
         let bare: ModelSpec = "/models/my-model/".parse().unwrap();
         assert_eq!(bare.name, "my-model");
         assert!("=/x".parse::<ModelSpec>().is_err());
         assert!("name=".parse::<ModelSpec>().is_err());
+        let hub: ModelSpec = "jason9693/Qwen2.5-1.5B-apeach".parse().unwrap();
+        assert_eq!(hub.name, "jason9693/Qwen2.5-1.5B-apeach");
+        assert!(matches!(hub.source, ModelSource::Hub(ref m) if m.revision == "main"));
+        let pinned: ModelSpec = "apeach=org/name@v2".parse().unwrap();
+        assert_eq!(pinned.name, "apeach");
+        assert!(matches!(pinned.source, ModelSource::Hub(ref m) if m.revision == "v2"));
+        // A directory that exists wins over the Hub id it also spells.
+        let here: ModelSpec = concat!(env!("CARGO_MANIFEST_DIR"), "/src").parse().unwrap();
+        assert!(matches!(here.source, ModelSource::Dir(_)));
+        let relative: ModelSpec = "../tests".parse().unwrap();
+        assert!(matches!(relative.source, ModelSource::Dir(_)));
     }
 
     #[test]
     fn defaults_serve_the_bundled_model() {
         let args = Args::try_parse_from(["classify-native"]).unwrap();
-        assert_eq!(args.models.len(), 1);
-        assert_eq!(args.models[0].name, "bert-sentiment");
+        let specs = args.model_specs();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(
+            (specs[0].name.as_str(), &specs[0].source),
+            ("spam-bert", &ModelSource::Bundled)
+        );
         assert_eq!((args.host.as_str(), args.port), ("127.0.0.1", 8000));
         assert_eq!(
             (args.max_input_per_request, args.max_body_bytes),

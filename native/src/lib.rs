@@ -2,8 +2,10 @@
 
 pub mod backend;
 pub mod batcher;
+pub mod bundled;
 pub mod cli;
 pub mod device;
+pub mod hub;
 pub mod metrics;
 pub mod models;
 pub mod server;

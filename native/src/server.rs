@@ -41,8 +41,9 @@ impl App {
     pub fn load(args: &Args) -> anyhow::Result<App> {
         let placement = Placement::choose(args.device, args.dtype)?;
         tracing::info!(%placement, "placement");
-        let mut loaded = Vec::with_capacity(args.models.len());
-        for spec in &args.models {
+        let specs = args.model_specs();
+        let mut loaded = Vec::with_capacity(specs.len());
+        for spec in &specs {
             if loaded
                 .iter()
                 .any(|m: &models::LoadedModel| m.served.name == spec.name)
@@ -53,7 +54,8 @@ impl App {
                 );
             }
             let started = Instant::now();
-            let model = models::load(&spec.name, &spec.path, &placement)?;
+            let dir = spec.source.dir()?;
+            let model = models::load(&spec.name, &dir, &placement)?;
             tracing::info!(
                 model = %spec.name,
                 architecture = model.served.architecture(),

@@ -129,3 +129,29 @@ pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
     let models = edge.get("/v1/models");
     assert_eq!(models.status, 200);
 }
+
+/// The bundled spam/ham model answers the training script's examples as transformers does: raw logits within
+/// 1e-4 and the same labels (the README's spam message is spam, its ordinary one ham).
+pub fn bundled_model_answers_like_transformers(client: &Client) {
+    let examples = crate::fixtures::bundled_examples();
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    let raw =
+        client.classify(&json!({"model": "spam-bert", "input": texts, "use_activation": false}));
+    let labelled = client.classify(&json!({"model": "spam-bert", "input": texts}));
+    for (i, example) in examples.iter().enumerate() {
+        assert_close(
+            &floats(&raw["data"][i]["probs"]),
+            &example.logits,
+            REFERENCE_TOLERANCE,
+            &example.text,
+        );
+        assert_eq!(
+            labelled["data"][i]["label"],
+            json!(example.label),
+            "{}",
+            example.text
+        );
+    }
+    assert_eq!(examples[0].label, "spam");
+    assert_eq!(examples[2].label, "ham");
+}

@@ -149,3 +149,62 @@ impl Fixture {
             .collect()
     }
 }
+
+/// A copy of fixture `model` under `into` with its weights split into two safetensors shards and an index, as
+/// `save_pretrained` writes large checkpoints. Returns the model directory.
+pub fn sharded_copy(model: &str, into: &std::path::Path) -> PathBuf {
+    use candle_core::Device;
+    let source = models_dir().join(model);
+    let _ = std::fs::remove_dir_all(into);
+    let sharded = into.join(model);
+    std::fs::create_dir_all(&sharded).expect("temp dir");
+    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(source.join(file), sharded.join(file)).expect("copy");
+    }
+    let tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
+        .expect("weights");
+    let shards = [
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+    ];
+    let mut parts = [
+        std::collections::HashMap::new(),
+        std::collections::HashMap::new(),
+    ];
+    let mut weight_map = serde_json::Map::new();
+    for (i, (name, tensor)) in tensors.into_iter().enumerate() {
+        weight_map.insert(name.clone(), serde_json::json!(shards[i % 2]));
+        parts[i % 2].insert(name, tensor);
+    }
+    for (part, shard) in parts.iter().zip(shards) {
+        candle_core::safetensors::save(part, sharded.join(shard)).expect("shard");
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        sharded.join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .expect("index");
+    sharded
+}
+
+/// The bundled model's directory (`models/` holds it and its training script).
+pub fn bundled_models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("models")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BundledExample {
+    pub text: String,
+    pub logits: Vec<f32>,
+    pub label: String,
+}
+
+/// `models/spam-bert/examples.json`: transformers' logits and labels for the training script's examples.
+pub fn bundled_examples() -> Vec<BundledExample> {
+    let path = bundled_models_dir().join("spam-bert").join("examples.json");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

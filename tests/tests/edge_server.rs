@@ -5,10 +5,18 @@ use classify_tests::client::Client;
 use classify_tests::conformance::case05_reference_parity;
 use classify_tests::edge::{Build, EdgeServer, component, snapshot};
 use classify_tests::edge_checks::{
-    forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
-    same_answers_as_native, same_tokens_as_native,
+    bundled_model_answers_like_transformers, forwards_models_it_does_not_hold, native_with_decoder,
+    native_with_encoders, same_answers_as_native, same_tokens_as_native,
 };
-use classify_tests::fixtures::{Fixture, models_dir};
+use classify_tests::fixtures::{Fixture, bundled_models_dir, models_dir};
+
+/// What spin.toml mounts by default: the bundled model, from its ONNX export.
+#[test]
+fn the_edge_serves_the_bundled_model() {
+    let edge =
+        EdgeServer::start(&bundled_models_dir(), None).unwrap_or_else(|e| panic!("edge: {e:#}"));
+    bundled_model_answers_like_transformers(&Client::new(&edge.base_url));
+}
 
 #[test]
 fn edge_and_native_give_the_same_answers() {

@@ -11,13 +11,22 @@ use std::time::{Duration, Instant};
 use candle_core::{Device, Tensor};
 use classify_tests::client::Client;
 use classify_tests::conformance::{assert_close, floats};
-use classify_tests::fixtures::{Fixture, models_dir};
+use classify_tests::fixtures::{Fixture, models_dir, sharded_copy};
 use classify_tests::native::NativeServer;
 use serde_json::json;
 
 fn serve(model: &str, flags: &[&str]) -> NativeServer {
     let dir = models_dir().join(model);
     NativeServer::start(&[dir.as_path()], flags).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The quick start: no `--model` serves the bundled spam/ham model, embedded in the binary.
+#[test]
+fn without_a_model_flag_the_bundled_model_is_served() {
+    let server = NativeServer::start(&[], &[]).unwrap_or_else(|e| panic!("{e:#}"));
+    classify_tests::edge_checks::bundled_model_answers_like_transformers(&Client::new(
+        &server.base_url,
+    ));
 }
 
 #[test]
@@ -433,42 +442,8 @@ fn startup_errors_name_the_problem() {
 
 #[test]
 fn sharded_checkpoints_load_like_single_files() {
-    let source = models_dir().join("qwen3-2label");
     let dir = std::env::temp_dir().join(format!("classify-sharded-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let sharded = dir.join("qwen3-2label");
-    std::fs::create_dir_all(&sharded).expect("temp dir");
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(source.join(file), sharded.join(file)).expect("copy");
-    }
-    let tensors = candle_core::safetensors::load(source.join("model.safetensors"), &Device::Cpu)
-        .expect("weights");
-    let (mut first, mut second) = (HashMap::new(), HashMap::new());
-    let mut weight_map = serde_json::Map::new();
-    for (i, (name, tensor)) in tensors.into_iter().enumerate() {
-        let shard = if i % 2 == 0 {
-            "model-00001-of-00002.safetensors"
-        } else {
-            "model-00002-of-00002.safetensors"
-        };
-        weight_map.insert(name.clone(), json!(shard));
-        if i % 2 == 0 {
-            first.insert(name, tensor)
-        } else {
-            second.insert(name, tensor)
-        };
-    }
-    candle_core::safetensors::save(&first, sharded.join("model-00001-of-00002.safetensors"))
-        .expect("shard 1");
-    candle_core::safetensors::save(&second, sharded.join("model-00002-of-00002.safetensors"))
-        .expect("shard 2");
-    let index = json!({"metadata": {}, "weight_map": weight_map});
-    std::fs::write(
-        sharded.join("model.safetensors.index.json"),
-        index.to_string(),
-    )
-    .expect("index");
-
+    let sharded = sharded_copy("qwen3-2label", &dir);
     let fixture = Fixture::load("qwen3-2label");
     let server = NativeServer::start(&[sharded.as_path()], &[]).unwrap_or_else(|e| panic!("{e:#}"));
     let client = Client::new(&server.base_url);

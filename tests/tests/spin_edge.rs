@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, component, snapshot};
 use classify_tests::edge_checks::{
-    forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
-    same_answers_as_native, same_tokens_as_native,
+    bundled_model_answers_like_transformers, forwards_models_it_does_not_hold, native_with_decoder,
+    native_with_encoders, same_answers_as_native, same_tokens_as_native,
 };
-use classify_tests::fixtures::{ENCODER_MODELS, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, bundled_models_dir, models_dir};
 use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
 
 /// `spin up` (Spin 4.0.2) of the default build with every fixture mounted, shared by the conformance cases.
@@ -35,6 +35,19 @@ fn client() -> Option<Client> {
 }
 
 classify_tests::conformance_tests!(client, ENCODER_MODELS);
+
+/// The repo's spin.toml as it is mounts the bundled spam/ham model; under Spin it answers as transformers.
+#[test]
+fn spin_serves_the_bundled_model() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let component = component(Build::P3Rc).unwrap_or_else(|e| panic!("{e:#}"));
+    let edge = SpinServer::start(&spin, &component, &bundled_models_dir(), None, &[])
+        .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    bundled_model_answers_like_transformers(&Client::new(&edge.base_url));
+}
 
 #[test]
 fn spin_and_native_give_the_same_answers_and_tokens() {
