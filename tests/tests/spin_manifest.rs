@@ -83,9 +83,43 @@ fn flag<'a>(command: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn spin_toml_is_a_valid_v2_manifest_for_the_built_component() {
+    let manifest = check_manifest("spin.toml");
+    let native = &manifest.component["classify-edge"].environment["NATIVE_URL"];
+    assert_eq!(
+        native, "http://127.0.0.1:8000",
+        "the native server's default address"
+    );
+}
+
+/// The cluster's copy differs only in NATIVE_URL: the Service of deploy/kubernetes/native-cpu.yaml.
+#[test]
+fn spin_cluster_toml_points_at_the_native_service() {
+    let manifest = check_manifest("spin-cluster.toml");
+    let native = &manifest.component["classify-edge"].environment["NATIVE_URL"];
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml");
-    let manifest: Manifest = toml::from_str(&text).unwrap_or_else(|e| panic!("spin.toml: {e}"));
+    let service = std::fs::read_to_string(root.join("deploy/kubernetes/native-cpu.yaml"))
+        .expect("native-cpu.yaml");
+    let (host, port) = native
+        .trim_start_matches("http://")
+        .split_once(':')
+        .expect("host:port");
+    assert!(
+        service.contains(&format!("kind: Service\nmetadata:\n  name: {host}\n"))
+            && service.contains(&format!("port: {port}")),
+        "{native} is not the Service of native-cpu.yaml"
+    );
+    let local = check_manifest("spin.toml");
+    assert_eq!(
+        manifest.component["classify-edge"].files.len(),
+        local.component["classify-edge"].files.len()
+    );
+}
+
+/// Checks `file` (at the repo root) against the Spin v2 manifest schema and the component; returns it parsed.
+fn check_manifest(file: &str) -> Manifest {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let manifest: Manifest = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
     assert_eq!(manifest.spin_manifest_version, 2);
     assert!(
         is_kebab_id(&manifest.application.name),
@@ -93,7 +127,13 @@ fn spin_toml_is_a_valid_v2_manifest_for_the_built_component() {
         manifest.application.name
     );
     assert!(manifest.application.version.is_some() && manifest.application.description.is_some());
-    assert!(manifest.application.authors.is_none_or(|a| !a.is_empty()));
+    assert!(
+        manifest
+            .application
+            .authors
+            .as_ref()
+            .is_none_or(|a| !a.is_empty())
+    );
 
     assert!(!manifest.trigger.http.is_empty());
     for trigger in &manifest.trigger.http {
@@ -183,4 +223,5 @@ fn spin_toml_is_a_valid_v2_manifest_for_the_built_component() {
             "{host}"
         );
     }
+    manifest
 }
