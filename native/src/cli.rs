@@ -134,22 +134,24 @@ impl FromStr for ModelSpec {
             ));
         }
         let path = PathBuf::from(location);
-        let source = match HubModel::parse(location) {
-            Some(model) if !path.exists() => ModelSource::Hub(model),
-            _ => ModelSource::Dir(path),
+        let (source, default_name) = match HubModel::parse(location) {
+            Some(model) if !path.exists() => {
+                let name = model.repo.clone();
+                (ModelSource::Hub(model), Some(name))
+            }
+            _ => {
+                let name = path
+                    .canonicalize()
+                    .unwrap_or_else(|_| path.clone())
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_owned);
+                (ModelSource::Dir(path), name)
+            }
         };
-        let name = match (name, &source) {
-            (Some(name), _) => name,
-            (None, ModelSource::Hub(model)) => model.repo.clone(),
-            (None, ModelSource::Bundled) => bundled::NAME.to_owned(),
-            (None, ModelSource::Dir(path)) => path
-                .canonicalize()
-                .unwrap_or_else(|_| path.clone())
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("cannot take a model name from `{value}`; use NAME=PATH"))?,
-        };
+        let name = name
+            .or(default_name)
+            .ok_or_else(|| format!("cannot take a model name from `{value}`; use NAME=PATH"))?;
         Ok(ModelSpec { name, source })
     }
 }
