@@ -252,16 +252,22 @@ def main():
 
 def write_examples():
     """examples.json: transformers' logits and label for each of EXAMPLES, from the saved files (what the tests
-    compare both deployments with)."""
+    compare both deployments with), and onnxruntime's logits on the int8 file (what the edge's int8 run is
+    compared with)."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(OUT)
     model = BertForSequenceClassification.from_pretrained(OUT, dtype=torch.float32, attn_implementation="eager")
     model.eval()
+    int8 = onnxruntime.InferenceSession(str(OUT / "onnx" / "model_quantized.onnx"), providers=["CPUExecutionProvider"])
+    int8_inputs = [i.name for i in int8.get_inputs()]
     examples = []
     with torch.no_grad():
         for text in EXAMPLES:
             logits = [float(x) for x in model(**tokenizer(text, return_tensors="pt")).logits[0]]
             label = LABELS[int(np.argmax(logits))]
-            examples.append({"text": text, "logits": logits, "label": label})
+            encoded = tokenizer(text, return_tensors="np", return_token_type_ids=True)
+            feed = {name: encoded[name].astype(np.int64) for name in int8_inputs}
+            int8_logits = [float(x) for x in int8.run(None, feed)[0][0]]
+            examples.append({"text": text, "logits": logits, "label": label, "int8_logits": int8_logits})
             print(f"{label:4}  {text}")
     (OUT / "examples.json").write_text(json.dumps(examples, indent=1) + "\n")
 

@@ -200,6 +200,8 @@ pub struct BundledExample {
     pub text: String,
     pub logits: Vec<f32>,
     pub label: String,
+    /// onnxruntime's logits on `onnx/model_quantized.onnx`.
+    pub int8_logits: Vec<f32>,
 }
 
 /// `models/spam-bert/examples.json`: transformers' logits and labels for the training script's examples.

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, component, snapshot};
 use classify_tests::edge_checks::{
-    bundled_model_answers_like_transformers, forwards_models_it_does_not_hold, native_with_decoder,
-    native_with_encoders, same_answers_as_native, same_tokens_as_native,
+    bundled_int8_answers_like_onnxruntime, bundled_model_answers_like_transformers,
+    forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
+    same_answers_as_native, same_tokens_as_native,
 };
 use classify_tests::fixtures::{ENCODER_MODELS, bundled_models_dir, models_dir};
 use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
@@ -47,6 +48,25 @@ fn spin_serves_the_bundled_model() {
     let edge = SpinServer::start(&spin, &component, &bundled_models_dir(), None, &[])
         .unwrap_or_else(|e| panic!("spin up: {e:#}"));
     bundled_model_answers_like_transformers(&Client::new(&edge.base_url));
+}
+
+/// The same app with the int8 file picked through the component's environment (`spin up --env`).
+#[test]
+fn spin_serves_the_bundled_int8_model() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let component = component(Build::P3Rc).unwrap_or_else(|e| panic!("{e:#}"));
+    let edge = SpinServer::start(
+        &spin,
+        &component,
+        &bundled_models_dir(),
+        None,
+        &["--env", "CLASSIFY_ONNX_FILES=onnx/model_quantized.onnx"],
+    )
+    .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    bundled_int8_answers_like_onnxruntime(&Client::new(&edge.base_url));
 }
 
 #[test]
