@@ -133,25 +133,8 @@ pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
 /// The bundled spam/ham model answers the training script's examples as transformers does: raw logits within
 /// 1e-4 and the same labels (the README's spam message is spam, its ordinary one ham).
 pub fn bundled_model_answers_like_transformers(client: &Client) {
+    bundled_answers(client, |e| &e.logits, REFERENCE_TOLERANCE);
     let examples = crate::fixtures::bundled_examples();
-    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    let raw =
-        client.classify(&json!({"model": "spam-bert", "input": texts, "use_activation": false}));
-    let labelled = client.classify(&json!({"model": "spam-bert", "input": texts}));
-    for (i, example) in examples.iter().enumerate() {
-        assert_close(
-            &floats(&raw["data"][i]["probs"]),
-            &example.logits,
-            REFERENCE_TOLERANCE,
-            &example.text,
-        );
-        assert_eq!(
-            labelled["data"][i]["label"],
-            json!(example.label),
-            "{}",
-            example.text
-        );
-    }
     assert_eq!(examples[0].label, "spam");
     assert_eq!(examples[2].label, "ham");
 }
@@ -160,22 +143,28 @@ pub fn bundled_model_answers_like_transformers(client: &Client) {
 /// within 1e-3 of onnxruntime running the same file (the fp32 file is up to 2e-2 away, so this also shows which
 /// file answered), and transformers' labels.
 pub fn bundled_int8_answers_like_onnxruntime(client: &Client) {
+    bundled_answers(client, |e| &e.int8_logits, 1e-3);
+}
+
+/// Raw logits of every bundled example within `tolerance` of `expected`, and its label, batched and activated.
+fn bundled_answers(
+    client: &Client,
+    expected: fn(&crate::fixtures::BundledExample) -> &Vec<f32>,
+    tolerance: f32,
+) {
     let examples = crate::fixtures::bundled_examples();
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let raw =
         client.classify(&json!({"model": "spam-bert", "input": texts, "use_activation": false}));
+    let labelled = client.classify(&json!({"model": "spam-bert", "input": texts}));
     for (i, example) in examples.iter().enumerate() {
+        let what = &example.text;
         assert_close(
             &floats(&raw["data"][i]["probs"]),
-            &example.int8_logits,
-            2e-2,
-            &example.text,
+            expected(example),
+            tolerance,
+            what,
         );
-        assert_eq!(
-            raw["data"][i]["label"],
-            json!(example.label),
-            "{}",
-            example.text
-        );
+        assert_eq!(labelled["data"][i]["label"], json!(example.label), "{what}");
     }
 }
