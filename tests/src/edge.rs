@@ -148,6 +148,7 @@ impl EdgeServer {
             cache_dir: Some(target_dir().join("edge-host-cache")),
             max_instance_reuse,
             max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            profiler: None,
         };
         EdgeServer::serve(EdgeHost::new(&options)?)
     }

@@ -4,5 +4,5 @@
 mod host;
 mod snapshot;
 
-pub use host::{EdgeHost, EdgeHostOptions};
+pub use host::{EdgeHost, EdgeHostOptions, GuestProfiler};
 pub use snapshot::{SnapshotReport, snapshot};

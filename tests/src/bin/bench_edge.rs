@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use classify_edge::registry::{EdgeModels, OnnxFileOrder};
-use classify_edge_host::{EdgeHost, EdgeHostOptions};
+use classify_edge_host::{EdgeHost, EdgeHostOptions, GuestProfiler};
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
@@ -38,6 +38,9 @@ struct Options {
     /// hundreds of MB, whose snapshots take minutes.
     #[arg(long)]
     warm_only: bool,
+    /// Profile the component in edge-host with `perf` (edge-host's `--profiler`).
+    #[arg(long, value_enum)]
+    profiler: Option<GuestProfiler>,
 }
 
 const SHORT: &str = "ok";
@@ -119,6 +122,7 @@ fn main() -> anyhow::Result<()> {
         cache_dir: Some(cache.clone()),
         max_instance_reuse: None,
         max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
+        profiler: options.profiler,
     };
     let started = Instant::now();
     EdgeHost::new(&host_options)?;

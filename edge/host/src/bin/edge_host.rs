@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use classify_edge_host::{EdgeHost, EdgeHostOptions};
+use classify_edge_host::{EdgeHost, EdgeHostOptions, GuestProfiler};
 use classify_protocol::server::{ConnectionLimits, bind, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
@@ -66,6 +66,9 @@ struct ServeArgs {
     /// Connections the kernel queues before they are accepted (capped by net.core.somaxconn).
     #[arg(long, env = "EDGE_LISTEN_BACKLOG", default_value_t = 4096)]
     listen_backlog: u32,
+    /// Profile the component with `perf`: write what it needs to name the guest's functions.
+    #[arg(long, env = "EDGE_PROFILER", value_enum)]
+    profiler: Option<GuestProfiler>,
 }
 
 #[derive(clap::Args)]
@@ -116,6 +119,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .max_instance_reuse
             .and_then(|n| usize::try_from(n).ok()),
         max_concurrent_requests: args.max_concurrent_requests,
+        profiler: args.profiler,
     };
     let started = std::time::Instant::now();
     let host = EdgeHost::new(&options)?;
