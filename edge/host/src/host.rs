@@ -22,10 +22,7 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
-use wasmtime::{
-    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreContextMut,
-};
+use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -71,34 +68,6 @@ pub enum GuestProfiler {
 
 impl EdgeHostOptions {
     pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 64;
-}
-
-/// wasmtime's pooling allocator, as Spin configures it: instance slots are kept and reused, so a fresh instance
-/// of a pre-initialized component maps its initial memory copy-on-write into a slot that already held it instead
-/// of building a new mapping (Spin 4.0.2: 27 ms to a fresh MiniLM instance's answer; edge-host on demand: 66 ms).
-/// Slots: `max_concurrent_requests` bounds the busy instances of both pools together, but each pool may also
-/// hold idle ones for a few seconds, hence twice as many plus a margin; a slot reserves address space only.
-fn instance_pool(max_concurrent_requests: usize) -> PoolingAllocationConfig {
-    const MIB: usize = 1 << 20;
-    let instances = u32::try_from(2 * max_concurrent_requests.max(1) + 16).unwrap_or(u32::MAX);
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(instances)
-        .total_memories(instances)
-        .total_tables(2 * instances)
-        .total_stacks(instances)
-        .total_core_instances(4 * instances)
-        .table_elements(100_000)
-        .max_component_instance_size(10 * MIB)
-        .max_core_instance_size(10 * MIB)
-        .max_core_instances_per_component(200)
-        .max_tables_per_component(64)
-        .max_memories_per_component(32)
-        .max_tables_per_module(2)
-        .max_memories_per_module(2)
-        .max_memory_size(4 << 30)
-        .linear_memory_keep_resident(2 * MIB)
-        .table_keep_resident(MIB / 2);
-    pool
 }
 
 /// Per-instance store data.
@@ -320,9 +289,6 @@ impl EdgeHost {
             Some(GuestProfiler::JitDump) => config.profiler(wasmtime::ProfilingStrategy::JitDump),
             None => &mut config,
         };
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(instance_pool(
-            options.max_concurrent_requests,
-        )));
         let mut cache = CacheConfig::new();
         if let Some(dir) = &options.cache_dir {
             cache.with_directory(dir);
