@@ -177,7 +177,7 @@ impl Attention {
                 spec.o_bias,
                 vb.pp("o_proj"),
             )?
-            .into(),
+            .try_into()?,
             q_norm: qk_norm("q_norm")?,
             k_norm: qk_norm("k_norm")?,
             heads,
@@ -250,7 +250,7 @@ impl Mlp {
                 c.mlp_bias,
                 vb.pp("down_proj"),
             )?
-            .into(),
+            .try_into()?,
             activation: spec.activation,
         })
     }

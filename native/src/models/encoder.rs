@@ -79,7 +79,7 @@ impl SelfAttention {
         let (q, k, v) = (part(names.query)?, part(names.key)?, part(names.value)?);
         Ok(SelfAttention {
             qkv: Dense::stacked(&[&q, &k, &v])?,
-            output: linear(hidden, hidden, vb.pp(names.attention_output))?.into(),
+            output: linear(hidden, hidden, vb.pp(names.attention_output))?.try_into()?,
             norm: LayerNorm::load(hidden, shape.layer_norm_eps, vb.pp(names.attention_norm))?,
             heads: shape.heads,
             head_dim: shape.head_dim(),
@@ -118,9 +118,9 @@ impl Layer {
         let (hidden, inner) = (shape.hidden, shape.intermediate);
         Ok(Layer {
             attention: SelfAttention::load(shape, names, &vb)?,
-            intermediate: linear(hidden, inner, vb.pp(names.intermediate))?.into(),
+            intermediate: linear(hidden, inner, vb.pp(names.intermediate))?.try_into()?,
             activation: shape.activation,
-            output: linear(inner, hidden, vb.pp(names.output))?.into(),
+            output: linear(inner, hidden, vb.pp(names.output))?.try_into()?,
             norm: LayerNorm::load(hidden, shape.layer_norm_eps, vb.pp(names.output_norm))?,
         })
     }

@@ -122,12 +122,12 @@ impl Layer {
                 config.attention_bias,
                 attention.pp("Wqkv"),
             )?
-            .into(),
+            .try_into()?,
             attention_output: linear_b(hidden, hidden, config.attention_bias, attention.pp("Wo"))?
-                .into(),
+                .try_into()?,
             mlp_norm: norm(hidden, config, vb.pp("mlp_norm"))?,
-            mlp_in: linear_b(hidden, 2 * inner, config.mlp_bias, mlp.pp("Wi"))?.into(),
-            mlp_out: linear_b(inner, hidden, config.mlp_bias, mlp.pp("Wo"))?.into(),
+            mlp_in: linear_b(hidden, 2 * inner, config.mlp_bias, mlp.pp("Wi"))?.try_into()?,
+            mlp_out: linear_b(inner, hidden, config.mlp_bias, mlp.pp("Wo"))?.try_into()?,
             local,
         })
     }
@@ -188,7 +188,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     };
     let classifier: Dense = {
         let rows = vb.get_unchecked("classifier.weight")?.dim(0)?;
-        linear_b(hidden, rows, true, vb.pp("classifier"))?.into()
+        linear_b(hidden, rows, true, vb.pp("classifier"))?.try_into()?
     };
     let head = vb.pp("head");
     let model = ModernBertClassifier {
@@ -200,7 +200,8 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         embedding_norm: norm(hidden, &config, model.pp("embeddings.norm"))?,
         layers,
         final_norm: norm(hidden, &config, model.pp("final_norm"))?,
-        head_dense: linear_b(hidden, hidden, config.classifier_bias, head.pp("dense"))?.into(),
+        head_dense: linear_b(hidden, hidden, config.classifier_bias, head.pp("dense"))?
+            .try_into()?,
         head_activation: Activation::from_name(&config.classifier_activation)?,
         head_norm: norm(hidden, &config, head.pp("norm"))?,
         shape: ModelShape {

@@ -2,7 +2,9 @@
 //! batching and once with cross-request batching disabled (`--max-batch-requests 1`), printing requests/s,
 //! inputs/s and latency percentiles, for two loads: classify with one text per request, and rerank with one
 //! query × 100 documents per request (a cross-encoder; documents/s). Bounded by a request count and a time
-//! limit; only talks to 127.0.0.1.
+//! limit; only talks to 127.0.0.1. First it times the classify model's forward pass alone (no HTTP, no
+//! tokenization, no queue) on padded batches of 16 of the same texts, as `tests/bench/encoders_cpu.py` times
+//! PyTorch and onnxruntime.
 //!
 //! cargo run --release -p classify-tests --bin bench-native -- --clients 16 --requests 2000
 
@@ -12,6 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use classify_native::device::{DTypeChoice, DeviceChoice, Placement};
+use classify_protocol::{ModelFiles, TokenSequence};
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::fixtures::models_dir;
@@ -90,6 +94,21 @@ struct RunResult {
     completed: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// Sequences per forward pass, on average, from the server's `classify_batch_sequences` histogram.
+    mean_batch: f64,
+}
+
+/// The sum and count of the `classify_batch_sequences` histogram on `/metrics`, over every model. The recorder
+/// is process-wide, so servers started one after another in this process add to the same histogram.
+fn batch_sequences(client: &Client) -> (f64, f64) {
+    let text = client.get("/metrics").text;
+    let total = |suffix: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(&format!("classify_batch_sequences_{suffix}")))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (total("sum"), total("count"))
 }
 
 fn run(
@@ -111,6 +130,7 @@ fn run(
         let reply = warmup.post(path, &body);
         anyhow::ensure!(reply.status == 200, "{path}: {}", reply.text);
     }
+    let batches_before = batch_sequences(&warmup);
     let issued = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs(options.max_seconds);
     let started = Instant::now();
@@ -146,20 +166,52 @@ fn run(
         );
     }
     let elapsed = started.elapsed();
+    let batches_after = batch_sequences(&warmup);
     latencies.sort_unstable();
     Ok(RunResult {
         completed: latencies.len(),
         elapsed,
         latencies,
+        mean_batch: (batches_after.0 - batches_before.0)
+            / (batches_after.1 - batches_before.1).max(1.0),
     })
+}
+
+/// Sequences per forward pass in [`forward_throughput`], as in `tests/bench/encoders_cpu.py`.
+const FORWARD_BATCH: usize = 16;
+const FORWARD_SECONDS: f64 = 10.0;
+
+/// Sequences/s of the model's forward pass on the CPU over padded batches of the texts.
+fn forward_throughput(model: &std::path::Path) -> anyhow::Result<f64> {
+    let placement = Placement::choose(DeviceChoice::Cpu, DTypeChoice::Auto)?;
+    let loaded = classify_native::models::load("bench", model, &placement)?;
+    let files = ModelFiles::read(model).map_err(anyhow::Error::msg)?;
+    let batch = (0..FORWARD_BATCH)
+        .map(|i| {
+            let ids = files.tokenizer.encode(TEXTS[i % TEXTS.len()], true, None);
+            ids.map(TokenSequence::single).map_err(anyhow::Error::msg)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let batch = batch.iter().collect::<Vec<_>>();
+    loaded.classifier.forward(&batch)?;
+    let (started, mut done) = (Instant::now(), 0);
+    while started.elapsed().as_secs_f64() < FORWARD_SECONDS {
+        loaded.classifier.forward(&batch)?;
+        done += batch.len();
+    }
+    Ok(done as f64 / started.elapsed().as_secs_f64())
 }
 
 fn main() -> anyhow::Result<()> {
     let options = Options::parse();
+    println!(
+        "forward pass alone, CPU, padded batches of {FORWARD_BATCH}: {:.1} sequences/s",
+        forward_throughput(&options.model)?
+    );
     println!("{} clients", options.clients);
     println!(
-        "{:<46} {:>9} {:>10} {:>11} {:>10} {:>10}",
-        "load / mode", "requests", "req/s", "inputs/s", "p50 ms", "p99 ms"
+        "{:<46} {:>9} {:>10} {:>11} {:>10} {:>10} {:>11}",
+        "load / mode", "requests", "req/s", "inputs/s", "p50 ms", "p99 ms", "mean batch"
     );
     let loads = [
         (
@@ -185,13 +237,14 @@ fn main() -> anyhow::Result<()> {
             let result = run(&options, model, load, total, flags)?;
             let per_second = result.completed as f64 / result.elapsed.as_secs_f64();
             println!(
-                "{:<46} {:>9} {:>10.1} {:>11.1} {:>10.2} {:>10.2}",
+                "{:<46} {:>9} {:>10.1} {:>11.1} {:>10.2} {:>10.2} {:>11.1}",
                 format!("{label} ({}) / {mode}", load.inputs()),
                 result.completed,
                 per_second,
                 per_second * load.inputs() as f64,
                 percentile_ms(&result.latencies, 0.50),
-                percentile_ms(&result.latencies, 0.99)
+                percentile_ms(&result.latencies, 0.99),
+                result.mean_batch
             );
         }
     }

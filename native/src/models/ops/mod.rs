@@ -6,6 +6,7 @@
 //! (bias adds, head split/merge copies, GELU, residual adds, layer norms, scaling, softmax) was still ~80% of it
 //! against ~20% for the matrix products. Each kernel here reads its inputs once and writes once, computing in f32.
 
+mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
 
@@ -200,16 +201,60 @@ impl Module for LayerNorm {
 #[derive(Debug, Clone)]
 pub struct Dense {
     /// The matrix product alone.
-    product: candle_nn::Linear,
+    product: Product,
     bias: Option<Tensor>,
 }
 
-impl Dense {
-    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Dense {
-        Dense {
-            product: candle_nn::Linear::new(weight, None),
-            bias,
+/// A weight in the layout its device multiplies fastest.
+#[derive(Debug, Clone)]
+enum Product {
+    /// `[out, in]` as stored: cuBLAS reads the transpose at no cost.
+    AsStored(candle_nn::Linear),
+    /// `[in, out]`, transposed once at load (CPU). gemm, candle's CPU matrix product, packs a row-major
+    /// right-hand side with vector loads; on the stored layout it gathers one element at a time, and with AVX-512
+    /// kernels the encoder shapes ran 1.2–1.6× faster this way (768→768: 160 → 240 GFLOP/s on 2 cores).
+    Transposed(Tensor),
+}
+
+impl Product {
+    fn new(weight: Tensor) -> Result<Product> {
+        if weight.device().is_cpu() {
+            Ok(Product::Transposed(weight.t()?.contiguous()?))
+        } else {
+            Ok(Product::AsStored(candle_nn::Linear::new(weight, None)))
         }
+    }
+
+    fn out_features(&self) -> Result<usize> {
+        match self {
+            Product::AsStored(linear) => linear.weight().dim(0),
+            Product::Transposed(weight) => weight.dim(1),
+        }
+    }
+
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Product::AsStored(linear) => linear.forward(xs),
+            Product::Transposed(weight) => {
+                let (inner, out) = weight.dims2()?;
+                let mut dims = xs.dims().to_vec();
+                let rows = xs.elem_count() / inner.max(1);
+                let product = xs.reshape((rows, inner))?.matmul(weight)?;
+                if let Some(last) = dims.last_mut() {
+                    *last = out;
+                }
+                product.reshape(dims)
+            }
+        }
+    }
+}
+
+impl Dense {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Result<Dense> {
+        Ok(Dense {
+            product: Product::new(weight)?,
+            bias,
+        })
     }
 
     /// Several projections of the same input stacked into one (their outputs concatenated along the last
@@ -217,10 +262,10 @@ impl Dense {
     pub fn stacked(parts: &[&candle_nn::Linear]) -> Result<Dense> {
         let weights = parts.iter().map(|p| p.weight()).collect::<Vec<_>>();
         let biases = parts.iter().map(|p| p.bias()).collect::<Option<Vec<_>>>();
-        Ok(Dense::new(
+        Dense::new(
             Tensor::cat(&weights, 0)?,
             biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
-        ))
+        )
     }
 
     /// The projection of `xs` (`[batch, len, hidden]`) as heads of `head_dim` features, ready to be split by
@@ -241,11 +286,11 @@ impl Dense {
 
     /// The projection's output features.
     pub fn weight_rows(&self) -> Result<usize> {
-        self.product.weight().dim(0)
+        self.product.out_features()
     }
 
     fn features(&self) -> usize {
-        self.product.weight().dim(0).unwrap_or(0)
+        self.product.out_features().unwrap_or(0)
     }
 
     /// `activation(x·Wᵀ + b)` with the bias add and the activation in one pass.
@@ -254,6 +299,11 @@ impl Dense {
         #[cfg(feature = "cuda")]
         if let (true, Some(bias)) = (on_cuda(&product), &self.bias) {
             return cuda::bias_activation(&product, bias, activation);
+        }
+        if let Some(bias) = &self.bias
+            && let Some(activated) = cpu::bias_activation(&product, bias, activation)?
+        {
+            return Ok(activated);
         }
         activation.apply(&self.forward_bias(product)?)
     }
@@ -270,6 +320,11 @@ impl Dense {
         #[cfg(feature = "cuda")]
         if let (true, Some(bias)) = (on_cuda(&product), &self.bias) {
             return cuda::bias_residual_layer_norm(&product, bias, residual, norm);
+        }
+        if let Some(bias) = &self.bias
+            && let Some(normed) = cpu::bias_residual_layer_norm(&product, bias, residual, norm)?
+        {
+            return Ok(normed);
         }
         norm.forward(&(self.forward_bias(product)? + residual)?)
     }
@@ -300,8 +355,10 @@ impl Heads<'_> {
     }
 }
 
-impl From<candle_nn::Linear> for Dense {
-    fn from(linear: candle_nn::Linear) -> Dense {
+impl TryFrom<candle_nn::Linear> for Dense {
+    type Error = candle_core::Error;
+
+    fn try_from(linear: candle_nn::Linear) -> Result<Dense> {
         Dense::new(linear.weight().clone(), linear.bias().cloned())
     }
 }

@@ -135,11 +135,12 @@ fn masked_softmax_scales_caps_and_masks() {
 #[test]
 fn dense_fuses_bias_with_activation_and_residual_norm() {
     let device = Device::Cpu;
-    // Two features from two inputs: identity weights, bias [1, -3].
+    // Two features from two inputs, weights `[out, in]` as checkpoints store them: x·Wᵀ = [1, 2], bias [1, -3].
     let dense = Dense::new(
-        Tensor::new(&[[1f32, 0.], [0., 1.]], &device).unwrap(),
+        Tensor::new(&[[1f32, 0.], [2., 0.]], &device).unwrap(),
         Some(Tensor::new(&[1f32, -3.], &device).unwrap()),
-    );
+    )
+    .unwrap();
     let xs = Tensor::new(&[[1f32, 2.]], &device).unwrap();
     assert!(close(&values(&dense.forward(&xs).unwrap()), &[2., -1.]));
     let activated = dense.forward_activated(&xs, Activation::Relu).unwrap();
