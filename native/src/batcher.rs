@@ -1,5 +1,6 @@
 //! Dynamic batching: requests from concurrent clients wait in a priority queue; a dedicated thread takes as
 //! many as fit the token budget, sorts their sequences by length to cut padding, and runs the model.
+//! Under load (a forward pass has just ended) it first gathers for a moment: see [`BatchLimits::max_delay`].
 //! Knows nothing of HTTP: callers submit token ids and await logits.
 
 use std::cmp::{Ordering, Reverse};
@@ -7,7 +8,7 @@ use std::collections::BinaryHeap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use classify_protocol::TokenSequence;
 use tokio::sync::oneshot;
@@ -27,6 +28,13 @@ pub struct BatchLimits {
     pub max_batch_tokens: usize,
     /// Most requests taken from the queue for one batch.
     pub max_batch_requests: usize,
+    /// Under load, how long the first request of a batch may wait for more. When a forward pass has just ended,
+    /// the clients it answered usually send their next requests within a few milliseconds; without waiting, the
+    /// batch would hold only those that came in during the pass, and a steady load splits into half-size
+    /// batches, which on the CPU compute ~25% fewer sequences per second. Gathering stops early when the batch
+    /// is full or no request has come in for a quarter of this. A request that finds the model idle starts at
+    /// once. Zero turns gathering off.
+    pub max_delay: Duration,
 }
 
 pub struct Batcher {
@@ -160,14 +168,53 @@ impl Drop for Batcher {
 }
 
 fn run_worker(queue: &Queue, model: &dyn SequenceClassifier, limits: BatchLimits) {
-    while let Some(batch) = next_batch(queue, limits) {
+    let mut last_pass_ended = None;
+    while let Some(batch) = next_batch(queue, limits, last_pass_ended) {
         run_batch(queue, model, limits, batch);
+        last_pass_ended = Some(Instant::now());
     }
 }
 
-/// Blocks until requests wait, then takes the highest-priority ones that fit the limits. `None` once closed
-/// and drained.
-fn next_batch(queue: &Queue, limits: BatchLimits) -> Option<Vec<Pending>> {
+/// Whether the waiting requests already fill a batch.
+fn batch_is_full(state: &QueueState, limits: BatchLimits) -> bool {
+    state.waiting.len() >= limits.max_batch_requests
+        || state.waiting.iter().map(|p| p.tokens).sum::<usize>() >= limits.max_batch_tokens
+}
+
+/// Waits for more requests while the batch could grow: until it is full, `limits.max_delay` has passed, or no
+/// request has arrived for a quarter of it.
+fn gather<'a>(
+    queue: &'a Queue,
+    mut state: MutexGuard<'a, QueueState>,
+    limits: BatchLimits,
+) -> MutexGuard<'a, QueueState> {
+    let started = Instant::now();
+    let quiet = limits.max_delay / 4;
+    let (mut waiting, mut last_arrival) = (state.waiting.len(), started);
+    while !state.closed && !batch_is_full(&state, limits) {
+        let deadline = (started + limits.max_delay).min(last_arrival + quiet);
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        state = queue
+            .wake
+            .wait_timeout(state, deadline - now)
+            .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
+        if state.waiting.len() > waiting {
+            (waiting, last_arrival) = (state.waiting.len(), Instant::now());
+        }
+    }
+    state
+}
+
+/// Blocks until requests wait, then takes the highest-priority ones that fit the limits, after gathering when
+/// the last forward pass ended less than `max_delay` ago. `None` once closed and drained.
+fn next_batch(
+    queue: &Queue,
+    limits: BatchLimits,
+    last_pass_ended: Option<Instant>,
+) -> Option<Vec<Pending>> {
     let mut state = queue.lock();
     loop {
         // Requests whose client went away are dropped instead of computed.
@@ -184,6 +231,10 @@ fn next_batch(queue: &Queue, limits: BatchLimits) -> Option<Vec<Pending>> {
             .wake
             .wait(state)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+    }
+    let under_load = last_pass_ended.is_some_and(|ended| ended.elapsed() < limits.max_delay);
+    if under_load && limits.max_batch_requests > 1 {
+        state = gather(queue, state, limits);
     }
     let mut batch: Vec<Pending> = Vec::new();
     let mut tokens = 0;
@@ -357,6 +408,7 @@ mod tests {
     const WIDE: BatchLimits = BatchLimits {
         max_batch_tokens: 1000,
         max_batch_requests: 64,
+        max_delay: Duration::ZERO,
     };
 
     #[test]
@@ -387,10 +439,52 @@ mod tests {
     }
 
     #[test]
+    fn under_load_a_batch_waits_for_the_clients_just_answered() {
+        let limits = BatchLimits {
+            max_delay: Duration::from_millis(400),
+            ..WIDE
+        };
+        let (batcher, batches) = batcher(Duration::from_millis(50), limits);
+        let first = batcher.submit(singles(vec![vec![1]]), 0);
+        std::thread::sleep(Duration::from_millis(10));
+        let during = batcher.submit(singles(vec![vec![2]]), 0);
+        // The client of `first` sends its next request as soon as it is answered.
+        let _ = first.blocking_recv();
+        let next = batcher.submit(singles(vec![vec![3]]), 0);
+        let _ = (during.blocking_recv(), next.blocking_recv());
+        assert_eq!(*batches.lock().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn an_idle_model_starts_at_once_and_a_full_batch_does_not_wait() {
+        let limits = BatchLimits {
+            max_batch_requests: 2,
+            max_delay: Duration::from_secs(5),
+            ..WIDE
+        };
+        let (batcher, batches) = batcher(Duration::from_millis(50), limits);
+        let started = Instant::now();
+        let first = batcher.submit(singles(vec![vec![1]]), 0);
+        std::thread::sleep(Duration::from_millis(10));
+        let (b, c) = (
+            batcher.submit(singles(vec![vec![2]]), 0),
+            batcher.submit(singles(vec![vec![3]]), 0),
+        );
+        let _ = (first.blocking_recv(), b.blocking_recv(), c.blocking_recv());
+        // Gathering would have held either pass for up to 5 s.
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(*batches.lock().unwrap(), [1, 2]);
+    }
+
+    #[test]
     fn priority_orders_the_queue_under_a_one_request_limit() {
         let limits = BatchLimits {
-            max_batch_tokens: 1000,
             max_batch_requests: 1,
+            ..WIDE
         };
         let (batcher, _) = batcher(Duration::from_millis(50), limits);
         let first = batcher.submit(singles(vec![vec![1]]), 0);
@@ -419,7 +513,7 @@ mod tests {
     fn token_budget_splits_forward_passes() {
         let limits = BatchLimits {
             max_batch_tokens: 4,
-            max_batch_requests: 64,
+            ..WIDE
         };
         let (batcher, batches) = batcher(Duration::ZERO, limits);
         let reply = batcher

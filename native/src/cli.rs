@@ -41,6 +41,11 @@ pub struct Args {
     /// Most requests merged into one batch; 1 disables cross-request batching.
     #[arg(long, env = "CLASSIFY_MAX_BATCH_REQUESTS", default_value_t = 64)]
     pub max_batch_requests: usize,
+    /// Under load, the most milliseconds a batch waits for more requests after a forward pass (it starts
+    /// earlier when full or when requests stop coming); a request that finds the model idle starts at once. 0
+    /// turns it off.
+    #[arg(long, env = "CLASSIFY_MAX_BATCH_DELAY_MS", default_value_t = 4)]
+    pub max_batch_delay_ms: u64,
     /// Classify and tokenize requests admitted at once (from reading their body to the answer); more get 429 at
     /// once, before their body is read.
     #[arg(long, env = "CLASSIFY_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]

@@ -69,6 +69,7 @@ impl App {
         let limits = BatchLimits {
             max_batch_tokens: args.max_batch_tokens,
             max_batch_requests: args.max_batch_requests,
+            max_delay: Duration::from_millis(args.max_batch_delay_ms),
         };
         let cpu_workers = match args.tokenizer_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
