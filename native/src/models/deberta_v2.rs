@@ -5,11 +5,17 @@
 //! here: its convolution layer (`conv_kernel_size`, DeBERTa-v2 xlarge/xxlarge) is unimplemented, so such
 //! checkpoints are refused at load; and with `position_biased_input` it cannot add the position table to a batch
 //! of more than one sequence, so those checkpoints run one sequence at a time.
+//!
+//! On the CPU its linear layers get their weights laid out transposed in memory (same values, `[out, in]`
+//! shape), as [`super::ops::Dense`] keeps them: candle-nn's `Linear` multiplies by `weightᵀ`, which is then a
+//! row-major matrix that gemm reads fast.
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
 use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
 use classify_protocol::{ModelShape, TokenSequence};
 
@@ -33,8 +39,16 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     );
     let device = &checkpoint.placement.device;
     // SAFETY: read-only maps of files nobody truncates while the server runs (as in `models::load`).
-    let vb =
-        unsafe { VarBuilder::from_mmaped_safetensors(checkpoint.weights, DType::F32, device) }?;
+    let tensors = unsafe { MmapedSafetensors::multi(checkpoint.weights) }?;
+    let vb = if device.is_cpu() {
+        VarBuilder::from_backend(
+            Box::new(TransposedLinearWeights(tensors)),
+            DType::F32,
+            device.clone(),
+        )
+    } else {
+        VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone())
+    };
     // The head's size comes from its weights, not from whatever labels config.json lists.
     let num_classes = vb.get_unchecked("classifier.weight")?.dim(0)?;
     config.id2label = Some(
@@ -69,6 +83,67 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         pad_token_id,
         shape,
     }))
+}
+
+/// The linear layers of candle-transformers' DeBERTa, by the last part of their prefix.
+const LINEAR_LAYERS: &[&str] = &[
+    "query_proj",
+    "key_proj",
+    "value_proj",
+    "pos_key_proj",
+    "pos_query_proj",
+    "dense",
+    "classifier",
+];
+
+/// Safetensors whose linear-layer weights come back as the transpose of a contiguous `[in, out]` copy.
+struct TransposedLinearWeights(MmapedSafetensors);
+
+impl TransposedLinearWeights {
+    fn relayout(name: &str, tensor: Tensor) -> candle_core::Result<Tensor> {
+        let linear = name.strip_suffix(".weight").is_some_and(|prefix| {
+            LINEAR_LAYERS
+                .iter()
+                .any(|layer| prefix.rsplit('.').next() == Some(layer))
+        });
+        if linear && tensor.rank() == 2 {
+            tensor.t()?.contiguous()?.t()
+        } else {
+            Ok(tensor)
+        }
+    }
+}
+
+impl SimpleBackend for TransposedLinearWeights {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        hints: Init,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        Self::relayout(
+            name,
+            SimpleBackend::get(&self.0, shape, name, hints, dtype, device)?,
+        )
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<Tensor> {
+        Self::relayout(
+            name,
+            SimpleBackend::get_unchecked(&self.0, name, dtype, device)?,
+        )
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        SimpleBackend::contains_tensor(&self.0, name)
+    }
 }
 
 impl SequenceClassifier for DebertaV2Classifier {
