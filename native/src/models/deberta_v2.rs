@@ -1,68 +1,380 @@
-//! `DebertaV2ForSequenceClassification` (DeBERTa-v2 and -v3, mDeBERTa): disentangled attention (content→position
-//! and position→content over shared relative embeddings, with log buckets), the `ContextPooler` on the first token
-//! and the classifier. The model is candle-transformers' `debertav2`, run in f32 on the placement's device: its
-//! masked softmax builds f32 masks, so it cannot run in f16/bf16. Two gaps of that implementation are handled
-//! here: its convolution layer (`conv_kernel_size`, DeBERTa-v2 xlarge/xxlarge) is unimplemented, so such
-//! checkpoints are refused at load; and with `position_biased_input` it cannot add the position table to a batch
-//! of more than one sequence, so those checkpoints run one sequence at a time.
+//! `DebertaV2ForSequenceClassification` (DeBERTa-v2 and -v3, mDeBERTa): a post-norm encoder whose attention adds
+//! content→position (c2p) and position→content (p2c) scores over shared relative-position embeddings (log buckets
+//! in v3), the `ContextPooler` on the first token and the classifier, as transformers' `modeling_deberta_v2`.
 //!
-//! On the CPU its linear layers get their weights laid out transposed in memory (same values, `[out, in]`
-//! shape), as [`super::ops::Dense`] keeps them: candle-nn's `Linear` multiplies by `weightᵀ`, which is then a
-//! row-major matrix that gemm reads fast.
+//! Written here rather than taken from candle-transformers, whose version projects the relative embeddings for
+//! every sequence of a batch (`repeat`) and multiplies them in one small product per head and sequence, runs only
+//! in f32, and cannot add absolute positions (`position_biased_input`) to a batch. Here the projections run once
+//! per layer and each position score is one product per head over the whole batch. DeBERTa-v2's convolution
+//! layer (`conv_kernel_size > 0`, xlarge/xxlarge) is not implemented: such checkpoints are refused at load.
 
-use std::collections::HashMap;
-
-use candle_core::safetensors::MmapedSafetensors;
-use candle_core::{DType, Device, Shape, Tensor};
-use candle_nn::var_builder::SimpleBackend;
-use candle_nn::{Init, VarBuilder};
-use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
+use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
 use classify_protocol::{ModelShape, TokenSequence};
+use serde::Deserialize;
 
+use super::encoder::FirstTokenHead;
+use super::ops::{Activation, Dense, LayerNorm, Logits, masked_softmax, swap_middle};
 use super::{Checkpoint, RightPadded, SequenceClassifier};
 
+/// `pos_att_type` as configs write it: a list, or (older ones) `"p2c|c2p"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum PositionScores {
+    List(Vec<String>),
+    Joined(String),
+}
+
+impl PositionScores {
+    fn has(&self, kind: &str) -> bool {
+        match self {
+            PositionScores::List(kinds) => {
+                kinds.iter().any(|k| k.trim().eq_ignore_ascii_case(kind))
+            }
+            PositionScores::Joined(kinds) => kinds
+                .split('|')
+                .any(|k| k.trim().eq_ignore_ascii_case(kind)),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_eps() -> f64 {
+    1e-7
+}
+
+fn minus_one() -> i64 {
+    -1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct DebertaV2Config {
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "super::bert::default_hidden_act")]
+    hidden_act: String,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+    max_position_embeddings: usize,
+    #[serde(default)]
+    type_vocab_size: usize,
+    #[serde(default = "default_true")]
+    position_biased_input: bool,
+    #[serde(default)]
+    relative_attention: bool,
+    #[serde(default = "minus_one")]
+    max_relative_positions: i64,
+    #[serde(default = "minus_one")]
+    position_buckets: i64,
+    #[serde(default)]
+    pos_att_type: Option<PositionScores>,
+    #[serde(default)]
+    share_att_key: bool,
+    #[serde(default)]
+    norm_rel_ebd: Option<String>,
+    #[serde(default)]
+    embedding_size: Option<usize>,
+    #[serde(default)]
+    conv_kernel_size: Option<usize>,
+    #[serde(default)]
+    pooler_hidden_act: Option<String>,
+    #[serde(default)]
+    pad_token_id: Option<u32>,
+}
+
+/// transformers' `make_log_bucket_position` for one relative position (in f32, as torch computes it).
+fn log_bucket(relative: i64, bucket_size: i64, max_position: i64) -> i64 {
+    let mid = bucket_size / 2;
+    let abs = if relative < mid && relative > -mid {
+        mid - 1
+    } else {
+        relative.abs()
+    };
+    if abs <= mid {
+        return relative;
+    }
+    let ratio = (abs as f32 / mid as f32).ln() / ((max_position - 1) as f32 / mid as f32).ln();
+    let log_pos = (ratio * (mid - 1) as f32).ceil() as i64 + mid;
+    log_pos * relative.signum()
+}
+
+/// Relative attention: the bucketing and the position embeddings every layer shares.
+struct RelativePositions {
+    /// `[2 × span, hidden]`, normalized when the config says `norm_rel_ebd: layer_norm`.
+    embeddings: Tensor,
+    span: usize,
+    buckets: Option<(i64, i64)>,
+    c2p: bool,
+    p2c: bool,
+}
+
+impl RelativePositions {
+    /// The c2p and p2c gather indices for a padded length: `[heads, batch, len, len]`, row i column j holding
+    /// `clamp(span + r(i, j))` and `clamp(span - r(i, j))`, where `r(i, j)` is the (bucketed) `i - j`.
+    fn indices(
+        &self,
+        heads: usize,
+        batch: usize,
+        len: usize,
+        device: &Device,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let top = 2 * self.span as i64 - 1;
+        let (mut c2p, mut p2c) = (Vec::with_capacity(len * len), Vec::with_capacity(len * len));
+        for i in 0..len as i64 {
+            for j in 0..len as i64 {
+                let r = match self.buckets {
+                    Some((size, max)) => log_bucket(i - j, size, max),
+                    None => i - j,
+                };
+                c2p.push((self.span as i64 + r).clamp(0, top) as u32);
+                p2c.push((self.span as i64 - r).clamp(0, top) as u32);
+            }
+        }
+        let expand = |values: Vec<u32>| {
+            Tensor::from_vec(values, (1, 1, len, len), device)?
+                .broadcast_as((heads, batch, len, len))?
+                .contiguous()
+        };
+        Ok((expand(c2p)?, expand(p2c)?))
+    }
+}
+
+/// `[2 × span, heads × head_dim]` projected positions as `[heads, head_dim, 2 × span]`.
+fn position_heads(projected: &Tensor, heads: usize) -> candle_core::Result<Tensor> {
+    let (rows, width) = projected.dims2()?;
+    projected
+        .reshape((rows, heads, width / heads))?
+        .permute((1, 2, 0))?
+        .contiguous()
+}
+
+/// `[batch, heads, len, d]` as `[heads, batch × len, d]`.
+fn heads_first(x: &Tensor) -> candle_core::Result<Tensor> {
+    let (batch, heads, len, d) = x.dims4()?;
+    x.transpose(0, 1)?
+        .contiguous()?
+        .reshape((heads, batch * len, d))
+}
+
+struct Attention {
+    qkv: Dense,
+    /// `pos_key_proj` / `pos_query_proj` when the position projections are not shared with k and q.
+    pos_key: Option<Dense>,
+    pos_query: Option<Dense>,
+    output: Dense,
+    norm: LayerNorm,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(config: &DebertaV2Config, vb: VarBuilder) -> candle_core::Result<Attention> {
+        let hidden = config.hidden_size;
+        let heads = config.num_attention_heads;
+        let part = |name: &str| linear(hidden, hidden, vb.pp("self").pp(name));
+        let (q, k, v) = (part("query_proj")?, part("key_proj")?, part("value_proj")?);
+        let scores = config.pos_att_type.as_ref();
+        let separate = |kind: &str, name: &str| -> candle_core::Result<Option<Dense>> {
+            if config.relative_attention
+                && !config.share_att_key
+                && scores.is_some_and(|s| s.has(kind))
+            {
+                Ok(Some(part(name)?.try_into()?))
+            } else {
+                Ok(None)
+            }
+        };
+        Ok(Attention {
+            qkv: Dense::stacked(&[&q, &k, &v])?,
+            pos_key: separate("c2p", "pos_key_proj")?,
+            pos_query: separate("p2c", "pos_query_proj")?,
+            output: linear(hidden, hidden, vb.pp("output.dense"))?.try_into()?,
+            norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+            heads,
+            head_dim: hidden / heads,
+        })
+    }
+
+    /// `relative`: the shared position embeddings and this batch's gather indices.
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        relative: Option<(&RelativePositions, &(Tensor, Tensor))>,
+    ) -> candle_core::Result<Tensor> {
+        let (batch, len, hidden) = xs.dims3()?;
+        let qkv = self.qkv.heads(xs, self.head_dim)?;
+        let q = qkv.take(0, self.heads)?;
+        let k = qkv.take(self.heads, self.heads)?;
+        let v = qkv.take(2 * self.heads, self.heads)?;
+        let mut scores = q.matmul(&k.t()?)?;
+        let mut scale_factor = 1;
+        if let Some((positions, (c2p_index, p2c_index))) = relative {
+            // With `share_att_key`, positions go through the q and k projections: one product for both.
+            let shared = match (&self.pos_key, &self.pos_query) {
+                (Some(_), Some(_)) => None,
+                _ => Some(self.qkv.forward(&positions.embeddings)?),
+            };
+            let projection =
+                |separate: &Option<Dense>, slot: usize| -> candle_core::Result<Tensor> {
+                    match (separate, &shared) {
+                        (Some(dense), _) => {
+                            position_heads(&dense.forward(&positions.embeddings)?, self.heads)
+                        }
+                        (None, Some(shared)) => {
+                            position_heads(&shared.narrow(1, slot * hidden, hidden)?, self.heads)
+                        }
+                        (None, None) => candle_core::bail!("no position projection"),
+                    }
+                };
+            if positions.c2p {
+                scale_factor += 1;
+                let pos_key = projection(&self.pos_key, 1)?;
+                let c2p = heads_first(&q)?
+                    .matmul(&pos_key)?
+                    .reshape((self.heads, batch, len, 2 * positions.span))?
+                    .gather(c2p_index, D::Minus1)?;
+                scores = (scores + c2p.transpose(0, 1)?)?;
+            }
+            if positions.p2c {
+                scale_factor += 1;
+                let pos_query = projection(&self.pos_query, 0)?;
+                let p2c = heads_first(&k)?
+                    .matmul(&pos_query)?
+                    .reshape((self.heads, batch, len, 2 * positions.span))?
+                    .gather(p2c_index, D::Minus1)?;
+                scores = (scores + p2c.transpose(2, 3)?.transpose(0, 1)?)?;
+            }
+        }
+        let logits = Logits {
+            scale: ((self.head_dim * scale_factor) as f64).powf(-0.5),
+            softcap: None,
+        };
+        let probs = masked_softmax(&scores.contiguous()?, mask, self.heads * len, len, logits)?;
+        let context =
+            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
+        self.output.forward_residual_norm(&context, xs, &self.norm)
+    }
+}
+
+struct Layer {
+    attention: Attention,
+    intermediate: Dense,
+    activation: Activation,
+    output: Dense,
+    norm: LayerNorm,
+}
+
+impl Layer {
+    fn load(config: &DebertaV2Config, vb: VarBuilder) -> anyhow::Result<Layer> {
+        let (hidden, inner) = (config.hidden_size, config.intermediate_size);
+        Ok(Layer {
+            attention: Attention::load(config, vb.pp("attention"))?,
+            intermediate: linear(hidden, inner, vb.pp("intermediate.dense"))?.try_into()?,
+            activation: Activation::from_name(&config.hidden_act)?,
+            output: linear(inner, hidden, vb.pp("output.dense"))?.try_into()?,
+            norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
+        })
+    }
+}
+
 pub struct DebertaV2Classifier {
-    model: DebertaV2SeqClassificationModel,
-    one_sequence_at_a_time: bool,
-    /// `type_vocab_size > 0` (DeBERTa-v2; v3 has none and ignores the tokenizer's type ids, as transformers).
-    has_token_types: bool,
+    words: Embedding,
+    /// The absolute position table, added when `position_biased_input`.
+    positions: Option<Embedding>,
+    /// The token-type table (DeBERTa-v2; v3 has none and ignores the tokenizer's type ids, as transformers).
+    token_types: Option<Embedding>,
+    projection: Option<Linear>,
+    embedding_norm: LayerNorm,
+    relative: Option<RelativePositions>,
+    layers: Vec<Layer>,
+    head: FirstTokenHead,
     pad_token_id: u32,
     shape: ModelShape,
 }
 
+fn pooler_activation(name: &str) -> anyhow::Result<fn(&Tensor) -> candle_core::Result<Tensor>> {
+    Ok(match Activation::from_name(name)? {
+        Activation::Gelu => Tensor::gelu_erf,
+        Activation::GeluTanh => Tensor::gelu,
+        Activation::Relu => Tensor::relu,
+        Activation::Silu => Tensor::silu,
+    })
+}
+
 pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
-    let mut config: Config = checkpoint.parse_config()?;
+    let config: DebertaV2Config = checkpoint.parse_config()?;
     anyhow::ensure!(
         config.conv_kernel_size.unwrap_or(0) == 0,
         "DeBERTa-v2's convolution layer (conv_kernel_size {}) is not supported",
         config.conv_kernel_size.unwrap_or(0)
     );
-    let device = &checkpoint.placement.device;
-    // SAFETY: read-only maps of files nobody truncates while the server runs (as in `models::load`).
-    let tensors = unsafe { MmapedSafetensors::multi(checkpoint.weights) }?;
-    let vb = if device.is_cpu() {
-        VarBuilder::from_backend(
-            Box::new(TransposedLinearWeights(tensors)),
-            DType::F32,
-            device.clone(),
-        )
-    } else {
-        VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone())
-    };
-    // The head's size comes from its weights, not from whatever labels config.json lists.
-    let num_classes = vb.get_unchecked("classifier.weight")?.dim(0)?;
-    config.id2label = Some(
-        (0..num_classes as u32)
-            .map(|i| (i, format!("LABEL_{i}")))
-            .collect::<HashMap<_, _>>(),
+    anyhow::ensure!(
+        config.num_attention_heads > 0
+            && config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads),
+        "hidden size {} is not a multiple of the head count {}",
+        config.hidden_size,
+        config.num_attention_heads
     );
-    config.label2id = None;
-    // transformers' defaults for fields DebertaV2Config writes but older configs may lack.
-    config.pooler_hidden_size.get_or_insert(config.hidden_size);
-    config.pooler_dropout.get_or_insert(0.0);
-    config
-        .pooler_hidden_act
-        .get_or_insert(candle_transformers::models::debertav2::HiddenAct::Gelu);
+    let vb = checkpoint.vb;
+    let (hidden, eps) = (config.hidden_size, config.layer_norm_eps);
+    let width = config.embedding_size.unwrap_or(hidden);
+    let embeddings = vb.pp("deberta.embeddings");
+    let encoder = vb.pp("deberta.encoder");
+    let relative = if config.relative_attention {
+        let max_relative = match config.max_relative_positions {
+            n if n < 1 => config.max_position_embeddings as i64,
+            n => n,
+        };
+        let span = if config.position_buckets > 0 {
+            config.position_buckets
+        } else {
+            max_relative
+        } as usize;
+        let table = encoder.get_unchecked("rel_embeddings.weight")?;
+        let rows = table.dim(0)?;
+        anyhow::ensure!(
+            rows >= 2 * span,
+            "rel_embeddings has {rows} rows, fewer than 2 × {span}"
+        );
+        let mut table = table.narrow(0, 0, 2 * span)?;
+        let normalized = config
+            .norm_rel_ebd
+            .as_deref()
+            .is_some_and(|n| n.split('|').any(|n| n.trim() == "layer_norm"));
+        if normalized {
+            table = LayerNorm::load(hidden, eps, encoder.pp("LayerNorm"))?.forward(&table)?;
+        }
+        let scores = config.pos_att_type.as_ref();
+        Some(RelativePositions {
+            embeddings: table.contiguous()?,
+            span,
+            buckets: (config.position_buckets > 0)
+                .then_some((config.position_buckets, max_relative)),
+            c2p: scores.is_some_and(|s| s.has("c2p")),
+            p2c: scores.is_some_and(|s| s.has("p2c")),
+        })
+    } else {
+        None
+    };
+    let layers = (0..config.num_hidden_layers)
+        .map(|i| Layer::load(&config, encoder.pp("layer").pp(i)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pooler_act = pooler_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))?;
+    let head = FirstTokenHead::load(
+        vb.pp("pooler.dense"),
+        pooler_act,
+        vb.pp("classifier"),
+        hidden,
+    )?;
     let max_positions = if config.position_biased_input {
         config.max_position_embeddings
     } else {
@@ -70,80 +382,41 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         config.max_position_embeddings.max(512)
     };
     let shape = ModelShape {
-        num_classes,
+        num_classes: head.num_classes()?,
         max_positions,
         vocab_size: config.vocab_size,
     };
-    let pad_token_id = config.pad_token_id.unwrap_or(0) as u32;
-    let model = DebertaV2SeqClassificationModel::load(vb.pp("deberta"), &config, None)?;
     Ok(Box::new(DebertaV2Classifier {
-        model,
-        one_sequence_at_a_time: config.position_biased_input,
-        has_token_types: config.type_vocab_size > 0,
-        pad_token_id,
+        words: embedding(config.vocab_size, width, embeddings.pp("word_embeddings"))?,
+        positions: config
+            .position_biased_input
+            .then(|| {
+                embedding(
+                    config.max_position_embeddings,
+                    width,
+                    embeddings.pp("position_embeddings"),
+                )
+            })
+            .transpose()?,
+        token_types: (config.type_vocab_size > 0)
+            .then(|| {
+                embedding(
+                    config.type_vocab_size,
+                    width,
+                    embeddings.pp("token_type_embeddings"),
+                )
+            })
+            .transpose()?,
+        projection: (width != hidden)
+            .then(|| linear_no_bias(width, hidden, embeddings.pp("embed_proj")))
+            .transpose()?,
+        embedding_norm: LayerNorm::load(hidden, eps, embeddings.pp("LayerNorm"))?,
+        relative,
+        layers,
+        head,
+        pad_token_id: config.pad_token_id.unwrap_or(0),
         shape,
     }))
-}
-
-/// The linear layers of candle-transformers' DeBERTa, by the last part of their prefix.
-const LINEAR_LAYERS: &[&str] = &[
-    "query_proj",
-    "key_proj",
-    "value_proj",
-    "pos_key_proj",
-    "pos_query_proj",
-    "dense",
-    "classifier",
-];
-
-/// Safetensors whose linear-layer weights come back as the transpose of a contiguous `[in, out]` copy.
-struct TransposedLinearWeights(MmapedSafetensors);
-
-impl TransposedLinearWeights {
-    fn relayout(name: &str, tensor: Tensor) -> candle_core::Result<Tensor> {
-        let linear = name.strip_suffix(".weight").is_some_and(|prefix| {
-            LINEAR_LAYERS
-                .iter()
-                .any(|layer| prefix.rsplit('.').next() == Some(layer))
-        });
-        if linear && tensor.rank() == 2 {
-            tensor.t()?.contiguous()?.t()
-        } else {
-            Ok(tensor)
-        }
-    }
-}
-
-impl SimpleBackend for TransposedLinearWeights {
-    fn get(
-        &self,
-        shape: Shape,
-        name: &str,
-        hints: Init,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        Self::relayout(
-            name,
-            SimpleBackend::get(&self.0, shape, name, hints, dtype, device)?,
-        )
-    }
-
-    fn get_unchecked(
-        &self,
-        name: &str,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<Tensor> {
-        Self::relayout(
-            name,
-            SimpleBackend::get_unchecked(&self.0, name, dtype, device)?,
-        )
-    }
-
-    fn contains_tensor(&self, name: &str) -> bool {
-        SimpleBackend::contains_tensor(&self.0, name)
-    }
 }
 
 impl SequenceClassifier for DebertaV2Classifier {
@@ -152,31 +425,85 @@ impl SequenceClassifier for DebertaV2Classifier {
     }
 
     fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
-        if self.one_sequence_at_a_time && batch.len() > 1 {
-            let mut logits = Vec::with_capacity(batch.len());
-            for sequence in batch {
-                logits.extend(self.forward_padded(&[sequence])?);
-            }
-            return Ok(logits);
+        let table = self.words.embeddings();
+        let (device, dtype) = (table.device(), table.dtype());
+        let padded = RightPadded::new(batch, self.pad_token_id);
+        let len = padded.longest;
+        let shape = (batch.len(), len);
+        let mask = padded.mask(0f32, f32::NEG_INFINITY);
+        let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, len), device)?.to_dtype(dtype)?;
+        let ids = Tensor::from_vec(padded.ids, shape, device)?;
+        let mut xs = self.words.forward(&ids)?;
+        if let Some(positions) = &self.positions {
+            let table = positions.embeddings().narrow(0, 0, len)?;
+            xs = xs.broadcast_add(&table.unsqueeze(0)?)?;
         }
-        self.forward_padded(batch)
+        if let Some(types) = &self.token_types {
+            let type_ids = match padded.type_ids {
+                Some(type_ids) => Tensor::from_vec(type_ids, shape, device)?,
+                None => Tensor::zeros(shape, DType::U32, device)?,
+            };
+            xs = (xs + types.forward(&type_ids)?)?;
+        }
+        if let Some(projection) = &self.projection {
+            xs = projection.forward(&xs)?;
+        }
+        // Padded positions are zeroed in transformers; they are masked as keys, so real tokens never see them.
+        xs = self.embedding_norm.forward(&xs)?;
+        let heads = self.layers.first().map_or(1, |l| l.attention.heads);
+        let indices = self
+            .relative
+            .as_ref()
+            .map(|r| r.indices(heads, batch.len(), len, device))
+            .transpose()?;
+        let relative = self.relative.as_ref().zip(indices.as_ref());
+        for layer in &self.layers {
+            let attended = layer.attention.forward(&xs, &mask, relative)?;
+            let inner = layer
+                .intermediate
+                .forward_activated(&attended, layer.activation)?;
+            xs = layer
+                .output
+                .forward_residual_norm(&inner, &attended, &layer.norm)?;
+        }
+        let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
+        self.head.forward(&first_token)?.to_vec2()
     }
 }
 
-impl DebertaV2Classifier {
-    fn forward_padded(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
-        let padded = RightPadded::new(batch, self.pad_token_id);
-        let device = &self.model.device;
-        let shape = (batch.len(), padded.longest);
-        let mask = Tensor::from_vec(padded.mask(1i64, 0i64), shape, device)?;
-        let ids = Tensor::from_vec(padded.ids, shape, device)?;
-        let types = match padded.type_ids {
-            Some(types) if self.has_token_types => Tensor::from_vec(types, shape, device)?,
-            _ => Tensor::zeros(shape, DType::U32, device)?,
-        };
-        self.model
-            .forward(&ids, Some(types), Some(mask))?
-            .to_dtype(DType::F32)?
-            .to_vec2()
+#[cfg(test)]
+mod tests {
+    use super::log_bucket;
+
+    const RELATIVE: [i64; 26] = [
+        -600, -300, -129, -100, -70, -33, -9, -8, -7, 0, 5, 7, 8, 9, 10, 17, 33, 63, 64, 100, 128,
+        129, 200, 511, 512, 1000,
+    ];
+
+    /// transformers 5.23's `make_log_bucket_position(torch.tensor(RELATIVE), size, max)`.
+    #[test]
+    fn log_buckets_match_transformers() {
+        let cases: [(i64, i64, [i64; 26]); 2] = [
+            (
+                16,
+                64,
+                [
+                    -23, -21, -18, -17, -16, -13, -9, -8, -7, 0, 5, 7, 8, 9, 9, 11, 13, 15, 16, 17,
+                    18, 18, 19, 23, 23, 25,
+                ],
+            ),
+            (
+                256,
+                512,
+                [
+                    -270, -207, -129, -100, -70, -33, -9, -8, -7, 0, 5, 7, 8, 9, 10, 17, 33, 63,
+                    64, 100, 128, 129, 169, 255, 256, 317,
+                ],
+            ),
+        ];
+        for (size, max, expected) in cases {
+            let buckets = RELATIVE.map(|r| log_bucket(r, size, max));
+            assert_eq!(buckets, expected, "bucket size {size}, max position {max}");
+        }
     }
 }

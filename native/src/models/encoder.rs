@@ -278,11 +278,11 @@ impl FirstTokenHead {
         })
     }
 
-    fn num_classes(&self) -> candle_core::Result<usize> {
+    pub(super) fn num_classes(&self) -> candle_core::Result<usize> {
         self.out.weight().dim(0)
     }
 
-    fn forward(&self, first_token: &Tensor) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, first_token: &Tensor) -> candle_core::Result<Tensor> {
         self.out
             .forward(&(self.activation)(&self.dense.forward(first_token)?)?)
     }
