@@ -216,10 +216,14 @@ impl Attention {
         let mut scores = q.matmul(&k.t()?)?;
         let mut scale_factor = 1;
         if let Some((positions, (c2p_index, p2c_index))) = relative {
-            // With `share_att_key`, positions go through the q and k projections: one product for both.
+            // With `share_att_key`, positions go through the q and k projections: one product for both (not v).
             let shared = match (&self.pos_key, &self.pos_query) {
                 (Some(_), Some(_)) => None,
-                _ => Some(self.qkv.forward(&positions.embeddings)?),
+                _ => Some(
+                    self.qkv
+                        .leading(2 * hidden)?
+                        .forward(&positions.embeddings)?,
+                ),
             };
             let projection =
                 |separate: &Option<Dense>, slot: usize| -> candle_core::Result<Tensor> {
