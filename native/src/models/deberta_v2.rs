@@ -104,10 +104,8 @@ fn log_bucket(relative: i64, bucket_size: i64, max_position: i64) -> i64 {
     log_pos * relative.signum()
 }
 
-/// Relative attention: the bucketing and the position embeddings every layer shares.
+/// Relative attention: which position scores, and the bucketing that maps token distances to positions.
 struct RelativePositions {
-    /// `[2 × span, hidden]`, normalized when the config says `norm_rel_ebd: layer_norm`.
-    embeddings: Tensor,
     span: usize,
     buckets: Option<(i64, i64)>,
     c2p: bool,
@@ -162,11 +160,19 @@ fn heads_first(x: &Tensor) -> candle_core::Result<Tensor> {
         .reshape((heads, batch * len, d))
 }
 
+/// One layer's projections of the relative-position embeddings, as `[heads, head_dim, 2 × span]`: they depend on
+/// the weights alone, so they are computed once, at load.
+struct PositionHeads {
+    /// For content→position scores (the key projection, or `pos_key_proj`).
+    key: Option<Tensor>,
+    /// For position→content scores (the query projection, or `pos_query_proj`).
+    query: Option<Tensor>,
+    span: usize,
+}
+
 struct Attention {
     qkv: Dense,
-    /// `pos_key_proj` / `pos_query_proj` when the position projections are not shared with k and q.
-    pos_key: Option<Dense>,
-    pos_query: Option<Dense>,
+    positions: Option<PositionHeads>,
     output: Dense,
     norm: LayerNorm,
     heads: usize,
@@ -174,26 +180,41 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(config: &DebertaV2Config, vb: VarBuilder) -> candle_core::Result<Attention> {
+    /// `relative`: the position scores and the (normalized) relative embeddings `[2 × span, hidden]`.
+    fn load(
+        config: &DebertaV2Config,
+        vb: VarBuilder,
+        relative: Option<(&RelativePositions, &Tensor)>,
+    ) -> candle_core::Result<Attention> {
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
         let part = |name: &str| linear(hidden, hidden, vb.pp("self").pp(name));
         let (q, k, v) = (part("query_proj")?, part("key_proj")?, part("value_proj")?);
-        let scores = config.pos_att_type.as_ref();
-        let separate = |kind: &str, name: &str| -> candle_core::Result<Option<Dense>> {
-            if config.relative_attention
-                && !config.share_att_key
-                && scores.is_some_and(|s| s.has(kind))
-            {
-                Ok(Some(part(name)?.try_into()?))
-            } else {
-                Ok(None)
+        let qkv = Dense::stacked(&[&q, &k, &v])?;
+        let positions = match relative {
+            Some((relative, table)) => {
+                // `shared`: the content projection used when `share_att_key`.
+                let project = |wanted: bool, name: &str, shared: &Linear| {
+                    if !wanted {
+                        return Ok(None);
+                    }
+                    let projection = match config.share_att_key {
+                        true => Dense::try_from(shared.clone())?,
+                        false => Dense::try_from(part(name)?)?,
+                    };
+                    position_heads(&projection.forward(table)?, heads).map(Some)
+                };
+                Some(PositionHeads {
+                    key: project(relative.c2p, "pos_key_proj", &k)?,
+                    query: project(relative.p2c, "pos_query_proj", &q)?,
+                    span: relative.span,
+                })
             }
+            None => None,
         };
         Ok(Attention {
-            qkv: Dense::stacked(&[&q, &k, &v])?,
-            pos_key: separate("c2p", "pos_key_proj")?,
-            pos_query: separate("p2c", "pos_query_proj")?,
+            qkv,
+            positions,
             output: linear(hidden, hidden, vb.pp("output.dense"))?.try_into()?,
             norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("output.LayerNorm"))?,
             heads,
@@ -201,12 +222,12 @@ impl Attention {
         })
     }
 
-    /// `relative`: the shared position embeddings and this batch's gather indices.
+    /// `indices`: this batch's c2p and p2c gather indices ([`RelativePositions::indices`]).
     fn forward(
         &self,
         xs: &Tensor,
         mask: &Tensor,
-        relative: Option<(&RelativePositions, &(Tensor, Tensor))>,
+        indices: Option<&(Tensor, Tensor)>,
     ) -> candle_core::Result<Tensor> {
         let (batch, len, hidden) = xs.dims3()?;
         let qkv = self.qkv.heads(xs, self.head_dim)?;
@@ -215,43 +236,21 @@ impl Attention {
         let v = qkv.take(2 * self.heads, self.heads)?;
         let mut scores = q.matmul(&k.t()?)?;
         let mut scale_factor = 1;
-        if let Some((positions, (c2p_index, p2c_index))) = relative {
-            // With `share_att_key`, positions go through the q and k projections: one product for both (not v).
-            let shared = match (&self.pos_key, &self.pos_query) {
-                (Some(_), Some(_)) => None,
-                _ => Some(
-                    self.qkv
-                        .leading(2 * hidden)?
-                        .forward(&positions.embeddings)?,
-                ),
-            };
-            let projection =
-                |separate: &Option<Dense>, slot: usize| -> candle_core::Result<Tensor> {
-                    match (separate, &shared) {
-                        (Some(dense), _) => {
-                            position_heads(&dense.forward(&positions.embeddings)?, self.heads)
-                        }
-                        (None, Some(shared)) => {
-                            position_heads(&shared.narrow(1, slot * hidden, hidden)?, self.heads)
-                        }
-                        (None, None) => candle_core::bail!("no position projection"),
-                    }
-                };
-            if positions.c2p {
+        if let (Some(positions), Some((c2p_index, p2c_index))) = (&self.positions, indices) {
+            let positions_shape = (self.heads, batch, len, 2 * positions.span);
+            if let Some(pos_key) = &positions.key {
                 scale_factor += 1;
-                let pos_key = projection(&self.pos_key, 1)?;
                 let c2p = heads_first(&q)?
-                    .matmul(&pos_key)?
-                    .reshape((self.heads, batch, len, 2 * positions.span))?
+                    .matmul(pos_key)?
+                    .reshape(positions_shape)?
                     .gather(c2p_index, D::Minus1)?;
                 scores = (scores + c2p.transpose(0, 1)?)?;
             }
-            if positions.p2c {
+            if let Some(pos_query) = &positions.query {
                 scale_factor += 1;
-                let pos_query = projection(&self.pos_query, 0)?;
                 let p2c = heads_first(&k)?
-                    .matmul(&pos_query)?
-                    .reshape((self.heads, batch, len, 2 * positions.span))?
+                    .matmul(pos_query)?
+                    .reshape(positions_shape)?
                     .gather(p2c_index, D::Minus1)?;
                 scores = (scores + p2c.transpose(2, 3)?.transpose(0, 1)?)?;
             }
@@ -276,10 +275,14 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(config: &DebertaV2Config, vb: VarBuilder) -> anyhow::Result<Layer> {
+    fn load(
+        config: &DebertaV2Config,
+        vb: VarBuilder,
+        relative: Option<(&RelativePositions, &Tensor)>,
+    ) -> anyhow::Result<Layer> {
         let (hidden, inner) = (config.hidden_size, config.intermediate_size);
         Ok(Layer {
-            attention: Attention::load(config, vb.pp("attention"))?,
+            attention: Attention::load(config, vb.pp("attention"), relative)?,
             intermediate: linear(hidden, inner, vb.pp("intermediate.dense"))?.try_into()?,
             activation: Activation::from_name(&config.hidden_act)?,
             output: linear(inner, hidden, vb.pp("output.dense"))?.try_into()?,
@@ -358,20 +361,29 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
             table = LayerNorm::load(hidden, eps, encoder.pp("LayerNorm"))?.forward(&table)?;
         }
         let scores = config.pos_att_type.as_ref();
-        Some(RelativePositions {
-            embeddings: table.contiguous()?,
-            span,
-            buckets: (config.position_buckets > 0)
-                .then_some((config.position_buckets, max_relative)),
-            c2p: scores.is_some_and(|s| s.has("c2p")),
-            p2c: scores.is_some_and(|s| s.has("p2c")),
-        })
+        Some((
+            RelativePositions {
+                span,
+                buckets: (config.position_buckets > 0)
+                    .then_some((config.position_buckets, max_relative)),
+                c2p: scores.is_some_and(|s| s.has("c2p")),
+                p2c: scores.is_some_and(|s| s.has("p2c")),
+            },
+            table.contiguous()?,
+        ))
     } else {
         None
     };
     let layers = (0..config.num_hidden_layers)
-        .map(|i| Layer::load(&config, encoder.pp("layer").pp(i)))
+        .map(|i| {
+            Layer::load(
+                &config,
+                encoder.pp("layer").pp(i),
+                relative.as_ref().map(|(r, t)| (r, t)),
+            )
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let relative = relative.map(|(relative, _)| relative);
     let pooler_act = pooler_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))?;
     let head = FirstTokenHead::load(
         vb.pp("pooler.dense"),
@@ -460,9 +472,8 @@ impl SequenceClassifier for DebertaV2Classifier {
             .as_ref()
             .map(|r| r.indices(heads, batch.len(), len, device))
             .transpose()?;
-        let relative = self.relative.as_ref().zip(indices.as_ref());
         for layer in &self.layers {
-            let attended = layer.attention.forward(&xs, &mask, relative)?;
+            let attended = layer.attention.forward(&xs, &mask, indices.as_ref())?;
             let inner = layer
                 .intermediate
                 .forward_activated(&attended, layer.activation)?;

@@ -232,17 +232,6 @@ impl Product {
         }
     }
 
-    /// The first `features` outputs alone: a view of the same weight.
-    fn leading(&self, features: usize) -> Result<Product> {
-        Ok(match self {
-            Product::AsStored(linear) => Product::AsStored(candle_nn::Linear::new(
-                linear.weight().narrow(0, 0, features)?,
-                None,
-            )),
-            Product::Transposed(weight) => Product::Transposed(weight.narrow(1, 0, features)?),
-        })
-    }
-
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         match self {
             Product::AsStored(linear) => linear.forward(xs),
@@ -292,19 +281,6 @@ impl Dense {
                 head_dim,
             ))?,
             bias: self.bias.as_ref(),
-        })
-    }
-
-    /// The projection to its first `features` outputs alone (of a stacked projection, the leading parts),
-    /// sharing the weights.
-    pub fn leading(&self, features: usize) -> Result<Dense> {
-        Ok(Dense {
-            product: self.product.leading(features)?,
-            bias: self
-                .bias
-                .as_ref()
-                .map(|b| b.narrow(0, 0, features))
-                .transpose()?,
         })
     }
 

@@ -165,25 +165,3 @@ fn stacked_projections_concatenate_outputs() {
     let stacked = Dense::stacked(&[&a, &b]).unwrap();
     assert!(close(&values(&stacked.forward(&xs).unwrap()), &[3., 8.]));
 }
-
-#[test]
-fn a_leading_projection_keeps_the_first_outputs() {
-    let device = Device::Cpu;
-    let a = candle_nn::Linear::new(
-        Tensor::new(&[[1f32, 0.]], &device).unwrap(),
-        Some(Tensor::new(&[10f32], &device).unwrap()),
-    );
-    let b = candle_nn::Linear::new(
-        Tensor::new(&[[0f32, 2.]], &device).unwrap(),
-        Some(Tensor::new(&[20f32], &device).unwrap()),
-    );
-    let c = candle_nn::Linear::new(
-        Tensor::new(&[[5f32, 5.]], &device).unwrap(),
-        Some(Tensor::new(&[30f32], &device).unwrap()),
-    );
-    let xs = Tensor::new(&[[3f32, 4.], [1., 1.]], &device).unwrap();
-    let leading = Dense::stacked(&[&a, &b, &c]).unwrap().leading(2).unwrap();
-    assert_eq!(leading.weight_rows().unwrap(), 2);
-    let out = leading.forward(&xs).unwrap().to_vec2::<f32>().unwrap();
-    assert_eq!(out, [[13., 28.], [11., 22.]]);
-}
