@@ -14,7 +14,7 @@ use classify_protocol::{ModelShape, TokenSequence};
 use serde::Deserialize;
 
 use super::encoder::FirstTokenHead;
-use super::ops::{Activation, Dense, LayerNorm, Logits, masked_softmax, swap_middle};
+use super::ops::{Activation, Dense, LayerNorm, Logits, attend};
 use super::{Checkpoint, RightPadded, SequenceClassifier};
 
 /// `pos_att_type` as configs write it: a list, or (older ones) `"p2c|c2p"`.
@@ -229,7 +229,7 @@ impl Attention {
         mask: &Tensor,
         indices: Option<&(Tensor, Tensor)>,
     ) -> candle_core::Result<Tensor> {
-        let (batch, len, hidden) = xs.dims3()?;
+        let (batch, len, _) = xs.dims3()?;
         let qkv = self.qkv.heads(xs, self.head_dim)?;
         let q = qkv.take(0, self.heads)?;
         let k = qkv.take(self.heads, self.heads)?;
@@ -259,9 +259,7 @@ impl Attention {
             scale: ((self.head_dim * scale_factor) as f64).powf(-0.5),
             softcap: None,
         };
-        let probs = masked_softmax(&scores.contiguous()?, mask, self.heads * len, len, logits)?;
-        let context =
-            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
+        let context = attend(&scores.contiguous()?, &v, mask, logits)?;
         self.output.forward_residual_norm(&context, xs, &self.norm)
     }
 }

@@ -10,7 +10,7 @@ use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
 use classify_protocol::{ModelShape, TokenSequence};
 
-use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, masked_softmax, swap_middle};
+use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, attend};
 use super::{RightPadded, SequenceClassifier};
 
 /// Where one encoder layer keeps its tensors, relative to the layer's prefix.
@@ -89,7 +89,6 @@ impl SelfAttention {
     /// `mask`: `[batch, 1, 1, len]` additive, in the activations' dtype: 0 for real tokens, -inf for padding
     /// (every row has at least one real token, so no row is all -inf).
     fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let (batch, len, hidden) = xs.dims3()?;
         let qkv = self.qkv.heads(xs, self.head_dim)?;
         let q = qkv.take(0, self.heads)?;
         let k = qkv.take(self.heads, self.heads)?;
@@ -98,9 +97,7 @@ impl SelfAttention {
             scale: (self.head_dim as f64).powf(-0.5),
             softcap: None,
         };
-        let probs = masked_softmax(&q.matmul(&k.t()?)?, mask, self.heads * len, len, logits)?;
-        let context =
-            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
+        let context = attend(&q.matmul(&k.t()?)?, &v, mask, logits)?;
         self.output.forward_residual_norm(&context, xs, &self.norm)
     }
 }

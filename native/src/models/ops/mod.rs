@@ -163,6 +163,14 @@ pub fn masked_softmax(
     candle_nn::ops::softmax_last_dim(&add_repeated(&scores, mask, mid, inner)?)
 }
 
+/// The end of a self-attention: `softmax(logits(scores) + mask) · v` for `v` = `[batch, heads, len, head_dim]`,
+/// merged back into `[batch, len, heads × head_dim]`. `mask` as in [`masked_softmax`] (`[batch, 1, 1, len]`).
+pub fn attend(scores: &Tensor, v: &Tensor, mask: &Tensor, logits: Logits) -> Result<Tensor> {
+    let (batch, heads, len, head_dim) = v.dims4()?;
+    let probs = masked_softmax(scores, mask, heads * len, len, logits)?;
+    swap_middle(&probs.matmul(v)?, None, 0, len)?.reshape((batch, len, heads * head_dim))
+}
+
 /// LayerNorm over the last dimension (biased variance, as PyTorch).
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
