@@ -4,9 +4,10 @@
 //!
 //! Written here rather than taken from candle-transformers, whose version projects the relative embeddings for
 //! every sequence of a batch (`repeat`) and multiplies them in one small product per head and sequence, runs only
-//! in f32, and cannot add absolute positions (`position_biased_input`) to a batch. Here the projections run once
-//! per layer and each position score is one product per head over the whole batch. DeBERTa-v2's convolution
-//! layer (`conv_kernel_size > 0`, xlarge/xxlarge) is not implemented: such checkpoints are refused at load.
+//! in f32, and cannot add absolute positions (`position_biased_input`) to a batch. Here each layer's projections
+//! of the relative embeddings are computed once, at load, and each position score is one product per head over
+//! the whole batch. DeBERTa-v2's convolution layer (`conv_kernel_size > 0`, xlarge/xxlarge) is not implemented:
+//! such checkpoints are refused at load.
 
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
