@@ -363,11 +363,11 @@ fn startup_errors_name_the_problem() {
         "{error}"
     );
     let deberta_conv = edited_copy("deberta-v2-2label", "conv", |config, _| {
-        config["conv_kernel_size"] = json!(3);
+        config["conv_groups"] = json!(5);
     });
     let error = load_error(&deberta_conv);
     assert!(
-        error.contains("conv_kernel_size 3") && error.contains("not supported"),
+        error.contains("conv_groups 5 does not divide the hidden size 32"),
         "{error}"
     );
     let modernbert_pooling = edited_copy("modernbert-2label", "pooling", |config, _| {

@@ -6,11 +6,13 @@
 //! every sequence of a batch (`repeat`) and multiplies them in one small product per head and sequence, runs only
 //! in f32, and cannot add absolute positions (`position_biased_input`) to a batch. Here each layer's projections
 //! of the relative embeddings are computed once, at load, and each position score is one product per head over
-//! the whole batch. DeBERTa-v2's convolution layer (`conv_kernel_size > 0`, xlarge/xxlarge) is not implemented:
-//! such checkpoints are refused at load.
+//! the whole batch. DeBERTa-v2 xlarge/xxlarge's convolution layer (`conv_kernel_size > 0`) runs after the first
+//! layer, as in transformers.
 
 use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear, linear_no_bias};
+use candle_nn::{
+    Conv1d, Conv1dConfig, Embedding, Linear, VarBuilder, conv1d, embedding, linear, linear_no_bias,
+};
 use classify_protocol::{ModelShape, TokenSequence};
 use serde::Deserialize;
 
@@ -51,6 +53,14 @@ fn minus_one() -> i64 {
     -1
 }
 
+fn default_conv_act() -> String {
+    "tanh".to_owned()
+}
+
+fn default_conv_groups() -> usize {
+    1
+}
+
 #[derive(Debug, Clone, Deserialize)]
 struct DebertaV2Config {
     vocab_size: usize,
@@ -82,7 +92,11 @@ struct DebertaV2Config {
     #[serde(default)]
     embedding_size: Option<usize>,
     #[serde(default)]
-    conv_kernel_size: Option<usize>,
+    conv_kernel_size: usize,
+    #[serde(default = "default_conv_act")]
+    conv_act: String,
+    #[serde(default = "default_conv_groups")]
+    conv_groups: usize,
     #[serde(default)]
     pooler_hidden_act: Option<String>,
     #[serde(default)]
@@ -290,6 +304,57 @@ impl Layer {
     }
 }
 
+/// transformers' `ConvLayer`: a convolution over the embeddings whose activation is added to the first layer's
+/// output, then normalized.
+struct ConvLayer {
+    conv: Conv1d,
+    activation: NamedActivation,
+    norm: LayerNorm,
+}
+
+impl ConvLayer {
+    fn load(config: &DebertaV2Config, vb: VarBuilder) -> anyhow::Result<ConvLayer> {
+        let (hidden, kernel, groups) = (
+            config.hidden_size,
+            config.conv_kernel_size,
+            config.conv_groups,
+        );
+        anyhow::ensure!(
+            groups > 0 && hidden.is_multiple_of(groups),
+            "conv_groups {groups} does not divide the hidden size {hidden}"
+        );
+        let settings = Conv1dConfig {
+            padding: (kernel - 1) / 2,
+            groups,
+            ..Conv1dConfig::default()
+        };
+        Ok(ConvLayer {
+            conv: conv1d(hidden, hidden, kernel, settings, vb.pp("conv"))?,
+            activation: named_activation(&config.conv_act)?,
+            norm: LayerNorm::load(hidden, config.layer_norm_eps, vb.pp("LayerNorm"))?,
+        })
+    }
+
+    /// `embedded`: the embeddings with padded positions zeroed (the convolution reads its neighbours); `keep`:
+    /// `[batch, len, 1]`, 1 on real tokens and 0 on padding.
+    fn forward(
+        &self,
+        embedded: &Tensor,
+        first_layer: &Tensor,
+        keep: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let convolved = self
+            .conv
+            .forward(&embedded.transpose(1, 2)?.contiguous()?)?
+            .transpose(1, 2)?
+            .broadcast_mul(keep)?;
+        let normed = self
+            .norm
+            .forward(&(first_layer + (self.activation)(&convolved)?)?)?;
+        normed.broadcast_mul(keep)
+    }
+}
+
 pub struct DebertaV2Classifier {
     words: Embedding,
     /// The absolute position table, added when `position_biased_input`.
@@ -300,12 +365,19 @@ pub struct DebertaV2Classifier {
     embedding_norm: LayerNorm,
     relative: Option<RelativePositions>,
     layers: Vec<Layer>,
+    conv: Option<ConvLayer>,
     head: FirstTokenHead,
     pad_token_id: u32,
     shape: ModelShape,
 }
 
-fn pooler_activation(name: &str) -> anyhow::Result<fn(&Tensor) -> candle_core::Result<Tensor>> {
+type NamedActivation = fn(&Tensor) -> candle_core::Result<Tensor>;
+
+/// `pooler_hidden_act` and `conv_act`: transformers' `ACT2FN` names, tanh included.
+fn named_activation(name: &str) -> anyhow::Result<NamedActivation> {
+    if name == "tanh" {
+        return Ok(Tensor::tanh);
+    }
     Ok(match Activation::from_name(name)? {
         Activation::Gelu => Tensor::gelu_erf,
         Activation::GeluTanh => Tensor::gelu,
@@ -316,11 +388,6 @@ fn pooler_activation(name: &str) -> anyhow::Result<fn(&Tensor) -> candle_core::R
 
 pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
     let config: DebertaV2Config = checkpoint.parse_config()?;
-    anyhow::ensure!(
-        config.conv_kernel_size.unwrap_or(0) == 0,
-        "DeBERTa-v2's convolution layer (conv_kernel_size {}) is not supported",
-        config.conv_kernel_size.unwrap_or(0)
-    );
     anyhow::ensure!(
         config.num_attention_heads > 0
             && config
@@ -383,7 +450,10 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let relative = relative.map(|(relative, _)| relative);
-    let pooler_act = pooler_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))?;
+    let conv = (config.conv_kernel_size > 0)
+        .then(|| ConvLayer::load(&config, encoder.pp("conv")))
+        .transpose()?;
+    let pooler_act = named_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))?;
     let head = FirstTokenHead::load(
         vb.pp("pooler.dense"),
         pooler_act,
@@ -428,6 +498,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         embedding_norm: LayerNorm::load(hidden, eps, embeddings.pp("LayerNorm"))?,
         relative,
         layers,
+        conv,
         head,
         pad_token_id: config.pad_token_id.unwrap_or(0),
         shape,
@@ -446,6 +517,7 @@ impl SequenceClassifier for DebertaV2Classifier {
         let len = padded.longest;
         let shape = (batch.len(), len);
         let mask = padded.mask(0f32, f32::NEG_INFINITY);
+        let keep = self.conv.as_ref().map(|_| padded.mask(1f32, 0f32));
         let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, len), device)?.to_dtype(dtype)?;
         let ids = Tensor::from_vec(padded.ids, shape, device)?;
         let mut xs = self.words.forward(&ids)?;
@@ -463,15 +535,26 @@ impl SequenceClassifier for DebertaV2Classifier {
         if let Some(projection) = &self.projection {
             xs = projection.forward(&xs)?;
         }
-        // Padded positions are zeroed in transformers; they are masked as keys, so real tokens never see them.
+        // transformers zeroes padded positions here. Attention masks them as keys, so only the convolution, which
+        // reads each token's neighbours, needs them zeroed.
         xs = self.embedding_norm.forward(&xs)?;
+        let keep = match keep {
+            Some(keep) => {
+                let keep =
+                    Tensor::from_vec(keep, (batch.len(), len, 1), device)?.to_dtype(dtype)?;
+                xs = xs.broadcast_mul(&keep)?;
+                Some(keep)
+            }
+            None => None,
+        };
+        let embedded = xs.clone();
         let heads = self.layers.first().map_or(1, |l| l.attention.heads);
         let indices = self
             .relative
             .as_ref()
             .map(|r| r.indices(heads, batch.len(), len, device))
             .transpose()?;
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let attended = layer.attention.forward(&xs, &mask, indices.as_ref())?;
             let inner = layer
                 .intermediate
@@ -479,6 +562,9 @@ impl SequenceClassifier for DebertaV2Classifier {
             xs = layer
                 .output
                 .forward_residual_norm(&inner, &attended, &layer.norm)?;
+            if let (0, Some(conv), Some(keep)) = (i, &self.conv, &keep) {
+                xs = conv.forward(&embedded, &xs, keep)?;
+            }
         }
         let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
         self.head.forward(&first_token)?.to_vec2()
