@@ -10,8 +10,9 @@ use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
 use classify_protocol::{ModelShape, TokenSequence};
 
+use super::SequenceClassifier;
 use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, attend};
-use super::{RightPadded, SequenceClassifier};
+use super::packed::{PackedBatch, PackedLayout};
 
 /// Where one encoder layer keeps its tensors, relative to the layer's prefix.
 pub struct LayerNames {
@@ -86,10 +87,16 @@ impl SelfAttention {
         })
     }
 
-    /// `mask`: `[batch, 1, 1, len]` additive, in the activations' dtype: 0 for real tokens, -inf for padding
-    /// (every row has at least one real token, so no row is all -inf).
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let qkv = self.qkv.heads(xs, self.head_dim)?;
+    /// `xs`: a packed batch's rows `[tokens, hidden]`, attending in the padded `layout`. `mask`:
+    /// `[batch, 1, 1, len]` additive, in the activations' dtype: 0 for real tokens, -inf for padding (every row
+    /// has at least one real token, so no row is all -inf).
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        layout: &PackedLayout,
+    ) -> candle_core::Result<Tensor> {
+        let qkv = self.qkv.heads_padded(xs, self.head_dim, layout)?;
         let q = qkv.take(0, self.heads)?;
         let k = qkv.take(self.heads, self.heads)?;
         let v = qkv.take(2 * self.heads, self.heads)?;
@@ -97,7 +104,7 @@ impl SelfAttention {
             scale: (self.head_dim as f64).powf(-0.5),
             softcap: None,
         };
-        let context = attend(&q.matmul(&k.t()?)?, &v, mask, logits)?;
+        let context = layout.packed(&attend(&q.matmul(&k.t()?)?, &v, mask, logits)?)?;
         self.output.forward_residual_norm(&context, xs, &self.norm)
     }
 }
@@ -122,8 +129,13 @@ impl Layer {
         })
     }
 
-    fn forward(&self, xs: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        let attended = self.attention.forward(xs, mask)?;
+    fn forward(
+        &self,
+        xs: &Tensor,
+        mask: &Tensor,
+        layout: &PackedLayout,
+    ) -> candle_core::Result<Tensor> {
+        let attended = self.attention.forward(xs, mask, layout)?;
         let inner = self
             .intermediate
             .forward_activated(&attended, self.activation)?;
@@ -153,9 +165,9 @@ impl Positions {
         }
     }
 
-    fn push_ids(self, sequence: &[u32], pad: u32, longest: usize, out: &mut Vec<u32>) {
+    fn push_ids(self, sequence: &[u32], pad: u32, out: &mut Vec<u32>) {
         match self {
-            Positions::FromZero => out.extend(0..longest as u32),
+            Positions::FromZero => out.extend(0..sequence.len() as u32),
             Positions::AfterPadding { padding_idx } => {
                 let mut count = padding_idx;
                 for &id in sequence {
@@ -166,7 +178,6 @@ impl Positions {
                         out.push(count);
                     }
                 }
-                out.extend(std::iter::repeat_n(padding_idx, longest - sequence.len()));
             }
         }
     }
@@ -214,14 +225,14 @@ impl Embeddings {
         })
     }
 
-    /// `type_ids`: `[batch, len]`, or `None` when every input is a single segment.
+    /// A packed batch's `[tokens]` ids, positions and `type_ids` (`None` when every input is a single segment).
     fn forward(
         &self,
         ids: &Tensor,
         positions: &Tensor,
         type_ids: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
-        let (batch, len) = ids.dims2()?;
+        let tokens = ids.dim(0)?;
         let width = self.words.embeddings().dim(1)?;
         let mut embedded = self.words.forward(ids)?;
         embedded = (embedded + self.positions.forward(positions)?)?;
@@ -230,7 +241,7 @@ impl Embeddings {
                 embedded = (embedded + table.forward(type_ids)?)?
             }
             (Some((_, first)), None) => {
-                embedded = add_repeated(&embedded, first, batch * len, width)?;
+                embedded = add_repeated(&embedded, first, tokens, width)?;
             }
             (None, _) => {}
         }
@@ -336,34 +347,29 @@ impl SequenceClassifier for EncoderClassifier {
     fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
         let table = self.embeddings.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
-        let padded = RightPadded::new(batch, self.pad_token_id);
-        let longest = padded.longest;
-        let mut positions = Vec::with_capacity(batch.len() * longest);
+        let packed = PackedBatch::new(batch);
+        let tokens = packed.tokens();
+        let mut positions = Vec::with_capacity(tokens);
         for sequence in batch {
-            self.embeddings.position_ids.push_ids(
-                &sequence.ids,
-                self.pad_token_id,
-                longest,
-                &mut positions,
-            );
+            self.embeddings
+                .position_ids
+                .push_ids(&sequence.ids, self.pad_token_id, &mut positions);
         }
-        let mask = padded.mask(0f32, f32::NEG_INFINITY);
-        let shape = (batch.len(), longest);
-        let ids = Tensor::from_vec(padded.ids, shape, device)?;
-        let positions = Tensor::from_vec(positions, shape, device)?;
-        let type_ids = padded
+        let layout = packed.layout(device)?;
+        let mask = packed.attention_mask(device)?.to_dtype(dtype)?;
+        let positions = Tensor::from_vec(positions, tokens, device)?;
+        let type_ids = packed
             .type_ids
-            .map(|types| Tensor::from_vec(types, shape, device))
+            .map(|types| Tensor::from_vec(types, tokens, device))
             .transpose()?;
-        let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, longest), device)?.to_dtype(dtype)?;
+        let ids = Tensor::from_vec(packed.ids, tokens, device)?;
         let mut xs = self
             .embeddings
             .forward(&ids, &positions, type_ids.as_ref())?;
         for layer in &self.layers {
-            xs = layer.forward(&xs, &mask)?;
+            xs = layer.forward(&xs, &mask, &layout)?;
         }
-        // contiguous: CUDA matrix products reject the row stride of a column slice.
-        let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
-        self.head.forward(&first_token)?.to_vec2()
+        let first_tokens = layout.first_tokens(&xs)?.to_dtype(DType::F32)?;
+        self.head.forward(&first_tokens)?.to_vec2()
     }
 }

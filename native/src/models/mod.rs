@@ -12,6 +12,7 @@ mod internlm2;
 mod llama;
 mod modernbert;
 mod ops;
+mod packed;
 mod qwen2;
 mod qwen3;
 mod roberta;

@@ -13,6 +13,8 @@ mod cuda;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use super::packed::PackedLayout;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     Silu,
@@ -279,15 +281,23 @@ impl Dense {
     /// The projection of `xs` (`[batch, len, hidden]`) as heads of `head_dim` features, ready to be split by
     /// [`Heads::take`], which adds the bias.
     pub fn heads(&self, xs: &Tensor, head_dim: usize) -> Result<Heads<'_>> {
-        let (batch, len, _) = xs.dims3()?;
-        let features = self.features();
+        self.split_heads(self.product.forward(xs)?, head_dim)
+    }
+
+    /// As [`Dense::heads`] for the rows of a packed batch (`[tokens, hidden]`), laid out padded.
+    pub fn heads_padded(
+        &self,
+        xs: &Tensor,
+        head_dim: usize,
+        layout: &PackedLayout,
+    ) -> Result<Heads<'_>> {
+        self.split_heads(layout.padded(&self.product.forward(xs)?)?, head_dim)
+    }
+
+    fn split_heads(&self, product: Tensor, head_dim: usize) -> Result<Heads<'_>> {
+        let (batch, len, features) = product.dims3()?;
         Ok(Heads {
-            product: self.product.forward(xs)?.reshape((
-                batch,
-                len,
-                features / head_dim.max(1),
-                head_dim,
-            ))?,
+            product: product.reshape((batch, len, features / head_dim.max(1), head_dim))?,
             bias: self.bias.as_ref(),
         })
     }
