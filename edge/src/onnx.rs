@@ -1,9 +1,11 @@
-//! ONNX sequence classifiers on tract: inputs detected from the graph, optimized once, run per batch.
+//! ONNX sequence classifiers on tract, as an [`Engine`]: inputs detected from the graph, optimized once, run
+//! per batch.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use classify_protocol::TokenSequence;
+use classify_protocol::config::ModelConfig;
+use classify_protocol::{Engine, EngineError, Logits, ModelShape, OutputKind, TokenSequence};
 use tract_onnx::prelude::*;
 
 /// The graph inputs this runner knows how to feed, all int64 `[batch, sequence]`.
@@ -29,16 +31,21 @@ pub struct OnnxClassifier {
     plan: Arc<TypedRunnableModel>,
     inputs: Vec<InputRole>,
     pad_token_id: u32,
-    num_classes: usize,
+    shape: ModelShape,
     /// Run each sequence alone, so that its logits do not depend on what it is batched with (see
     /// [`crate::onnx_file::OnnxGraph::quantizes_activations`]).
     one_at_a_time: bool,
 }
 
 impl OnnxClassifier {
-    /// Loads and optimizes `path`. The graph must take some of `input_ids`, `attention_mask`, `token_type_ids`
-    /// (including `input_ids`) and give logits `[batch, num_labels]`.
-    pub fn load(path: &Path, pad_token_id: u32) -> Result<OnnxClassifier, String> {
+    /// Loads and optimizes `path`, the graph of the model whose config.json is `config`. The graph must take some
+    /// of `input_ids`, `attention_mask`, `token_type_ids` (including `input_ids`) and give logits
+    /// `[batch, num_labels]`.
+    pub fn load(path: &Path, config: &ModelConfig) -> Result<OnnxClassifier, String> {
+        let max_positions = config
+            .usable_positions()
+            .ok_or("config.json has no max_position_embeddings")?;
+        let vocab_size = config.vocab_size.ok_or("config.json has no vocab_size")?;
         let graph = crate::onnx_file::read_model(path)?;
         let model = graph.model;
         let mut inputs = Vec::new();
@@ -62,8 +69,13 @@ impl OnnxClassifier {
         }
         .filter(|&n| n > 0)
         .ok_or_else(|| {
+            let per_token = if logits.shape.rank() == 3 {
+                " (logits [batch, sequence, labels] are per token: token classification is not served)"
+            } else {
+                ""
+            };
             format!(
-                "the first output must be logits [batch, num_labels], found {:?}",
+                "the first output must be logits [batch, num_labels], found {:?}{per_token}",
                 logits.shape
             )
         })?;
@@ -71,32 +83,20 @@ impl OnnxClassifier {
         Ok(OnnxClassifier {
             plan,
             inputs,
-            pad_token_id,
-            num_classes,
+            pad_token_id: config.pad_token_id.unwrap_or(0),
+            shape: ModelShape {
+                num_classes,
+                max_positions,
+                vocab_size,
+                output: OutputKind::Sequence,
+            },
             one_at_a_time: graph.quantizes_activations,
         })
     }
 
-    pub fn num_classes(&self) -> usize {
-        self.num_classes
-    }
-
-    /// Logits for every sequence: in one run with right padding and an attention mask, or one run per sequence
-    /// for graphs that quantize activations.
-    pub fn run(&self, sequences: &[TokenSequence]) -> Result<Vec<Vec<f32>>, String> {
-        if self.one_at_a_time && sequences.len() > 1 {
-            let mut logits = Vec::with_capacity(sequences.len());
-            for sequence in sequences {
-                logits.extend(self.run_batch(std::slice::from_ref(sequence))?);
-            }
-            return Ok(logits);
-        }
-        self.run_batch(sequences)
-    }
-
-    fn run_batch(&self, sequences: &[TokenSequence]) -> Result<Vec<Vec<f32>>, String> {
+    fn run_batch(&self, sequences: &[&TokenSequence]) -> Result<Vec<f32>, String> {
         let batch = sequences.len();
-        let longest = sequences.iter().map(TokenSequence::len).max().unwrap_or(0);
+        let longest = sequences.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut ids = Vec::with_capacity(batch * longest);
         let mut mask = Vec::with_capacity(batch * longest);
         let mut type_ids = Vec::with_capacity(batch * longest);
@@ -131,16 +131,37 @@ impl OnnxClassifier {
             .ok_or("the model returned no output")?
             .to_plain_array_view::<f32>()
             .map_err(|e| e.to_string())?;
-        if logits.shape() != [batch, self.num_classes] {
+        if logits.shape() != [batch, self.shape.num_classes] {
             return Err(format!(
                 "logits have shape {:?}, expected [{batch}, {}]",
                 logits.shape(),
-                self.num_classes
+                self.shape.num_classes
             ));
         }
-        Ok(logits
-            .outer_iter()
-            .map(|row| row.iter().copied().collect())
-            .collect())
+        Ok(logits.iter().copied().collect())
+    }
+}
+
+impl Engine for OnnxClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    /// One run with right padding and an attention mask, or one run per sequence for graphs that quantize
+    /// activations.
+    fn forward(&self, batch: &[&TokenSequence]) -> Result<Logits, EngineError> {
+        let values = if self.one_at_a_time && batch.len() > 1 {
+            let mut values = Vec::with_capacity(batch.len() * self.shape.num_classes);
+            for sequence in batch {
+                values.extend(
+                    self.run_batch(std::slice::from_ref(sequence))
+                        .map_err(EngineError::new)?,
+                );
+            }
+            values
+        } else {
+            self.run_batch(batch).map_err(EngineError::new)?
+        };
+        Logits::new(self.shape.num_classes, values)
     }
 }

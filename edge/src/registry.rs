@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use classify_protocol::{ModelFiles, ModelShape, ServedModel, TokenSequence};
+use classify_protocol::engine::warm_up;
+use classify_protocol::model::file_names;
+use classify_protocol::{Engine, ModelFiles, ServedModel};
 
 use crate::onnx::OnnxClassifier;
 
@@ -58,7 +60,11 @@ impl OnnxFileOrder {
 }
 
 /// The files of a model directory whose change makes a snapshot of it stale.
-const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "tokenizer_config.json"];
+const MODEL_FILES: [&str; 3] = [
+    file_names::CONFIG,
+    file_names::TOKENIZER,
+    file_names::TOKENIZER_CONFIG,
+];
 
 pub struct EdgeModels {
     models: Vec<EdgeModel>,
@@ -79,7 +85,7 @@ pub struct EdgeModel {
 
 pub struct LoadedModel {
     pub served: ServedModel,
-    pub classifier: OnnxClassifier,
+    pub engine: OnnxClassifier,
 }
 
 /// What is mounted, cheap to read: every model file's path and size, and config.json's bytes. Two equal
@@ -197,7 +203,7 @@ impl Fingerprint {
                 continue;
             };
             let contents = path
-                .ends_with("config.json")
+                .ends_with(file_names::CONFIG)
                 .then(|| std::fs::read(&path).ok())
                 .flatten();
             self.0.push((path, meta.len(), contents));
@@ -207,39 +213,12 @@ impl Fingerprint {
 
 fn load_model(name: &str, dir: &Path, onnx: &Path) -> Result<LoadedModel, String> {
     let files = ModelFiles::read(dir)?;
-    let classifier = OnnxClassifier::load(onnx, files.config.pad_token_id.unwrap_or(0))
+    let engine = OnnxClassifier::load(onnx, &files.config)
         .map_err(|e| format!("{}: {e}", onnx.display()))?;
-    let config_path = dir.join("config.json");
-    let max_positions = files
-        .config
-        .usable_positions()
-        .ok_or_else(|| format!("{}: no max_position_embeddings", config_path.display()))?;
-    let vocab_size = files
-        .config
-        .vocab_size
-        .ok_or_else(|| format!("{}: no vocab_size", config_path.display()))?;
-    let shape = ModelShape {
-        num_classes: classifier.num_classes(),
-        max_positions,
-        vocab_size,
-    };
-    let served = ServedModel::new(name.to_owned(), files, shape)
+    let served = ServedModel::new(name.to_owned(), files, engine.shape())
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    // A graph that loads but cannot run must fail here, where /health reports it, not on every request.
-    classifier
-        .run(&warm_up_batch(&served))
-        .map_err(|e| format!("{}: a warm-up run failed: {e}", onnx.display()))?;
-    Ok(LoadedModel { served, classifier })
-}
-
-/// Two sequences of different lengths (so padding and the mask are exercised), with ids the vocabulary has.
-fn warm_up_batch(model: &ServedModel) -> Vec<TokenSequence> {
-    let id = |i: u32| i % u32::try_from(model.vocab_size.max(1)).unwrap_or(u32::MAX);
-    let long = model.max_model_len.clamp(1, 4);
-    vec![
-        TokenSequence::single((1..=long as u32).map(id).collect()),
-        TokenSequence::single(vec![id(1)]),
-    ]
+    warm_up(&engine, served.max_model_len).map_err(|e| format!("{}: {e}", onnx.display()))?;
+    Ok(LoadedModel { served, engine })
 }
 
 #[cfg(test)]

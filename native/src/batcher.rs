@@ -1,7 +1,7 @@
 //! Dynamic batching: requests from concurrent clients wait in a priority queue; a dedicated thread takes as
 //! many as fit the token budget, sorts their sequences by length to cut padding, and runs the model.
 //! Under load (a forward pass has just ended) it first gathers for a moment: see [`BatchLimits::max_delay`].
-//! Knows nothing of HTTP: callers submit token ids and await logits.
+//! Knows nothing of HTTP: callers submit token ids and await logits from the model's [`Engine`].
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -10,21 +10,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use classify_protocol::TokenSequence;
+use classify_protocol::{Engine, Logits, TokenSequence};
 use tokio::sync::oneshot;
 
 use crate::metrics as names;
-use crate::models::SequenceClassifier;
 
-/// Logits per sequence, or why the forward pass failed.
-pub type BatchResult = Result<Vec<Vec<f32>>, String>;
+/// The request's logits (its sequences' rows in order), or why the forward pass failed.
+pub type BatchResult = Result<Logits, String>;
 
-/// One sequence's logits, or why its forward pass failed.
+/// One sequence's rows of logits, or why its forward pass failed.
 type RowResult = Result<Vec<f32>, String>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Most padded tokens in one forward pass. A longer single sequence still runs, alone.
+    /// Most tokens in one forward pass (padding included for engines that pad). A longer single sequence still
+    /// runs, alone.
     pub max_batch_tokens: usize,
     /// Most requests taken from the queue for one batch.
     pub max_batch_requests: usize,
@@ -103,7 +103,7 @@ impl Batcher {
     /// Starts the worker thread that owns `model`.
     pub fn spawn(
         model_name: &str,
-        model: Box<dyn SequenceClassifier>,
+        model: Box<dyn Engine>,
         limits: BatchLimits,
     ) -> std::io::Result<Batcher> {
         let queue = Arc::new(Queue {
@@ -167,7 +167,7 @@ impl Drop for Batcher {
     }
 }
 
-fn run_worker(queue: &Queue, model: &dyn SequenceClassifier, limits: BatchLimits) {
+fn run_worker(queue: &Queue, model: &dyn Engine, limits: BatchLimits) {
     let mut last_pass_ended = None;
     while let Some(batch) = next_batch(queue, limits, last_pass_ended) {
         run_batch(queue, model, limits, batch);
@@ -258,12 +258,8 @@ fn next_batch(
 }
 
 /// Runs every sequence of `batch` in forward passes of similar lengths and replies to each request.
-fn run_batch(
-    queue: &Queue,
-    model: &dyn SequenceClassifier,
-    limits: BatchLimits,
-    batch: Vec<Pending>,
-) {
+fn run_batch(queue: &Queue, model: &dyn Engine, limits: BatchLimits, batch: Vec<Pending>) {
+    let shape = model.shape();
     let started = Instant::now();
     for pending in &batch {
         metrics::histogram!(names::STAGE_SECONDS, "stage" => "queue", "model" => queue.model.clone())
@@ -280,42 +276,49 @@ fn run_batch(
         .iter()
         .map(|p| vec![None; p.sequences.len()])
         .collect();
+    let padded = model.pads_batches();
     for chunk in chunks_within_budget(
         &order,
         |&(r, s)| batch[r].sequences[s].len(),
         limits.max_batch_tokens,
+        padded,
     ) {
         let inputs: Vec<&TokenSequence> =
             chunk.iter().map(|&(r, s)| &batch[r].sequences[s]).collect();
         let longest = inputs.last().map_or(0, |s| s.len());
+        let tokens = if padded {
+            inputs.len() * longest
+        } else {
+            inputs.iter().map(|s| s.len()).sum()
+        };
         metrics::histogram!(names::BATCH_SEQUENCES, "model" => queue.model.clone())
             .record(inputs.len() as f64);
         metrics::histogram!(names::BATCH_TOKENS, "model" => queue.model.clone())
-            .record((inputs.len() * longest) as f64);
+            .record(tokens as f64);
         let forward_started = Instant::now();
         let outcome = catch_unwind(AssertUnwindSafe(|| model.forward(&inputs)));
         metrics::histogram!(names::STAGE_SECONDS, "stage" => "inference", "model" => queue.model.clone())
             .record(forward_started.elapsed().as_secs_f64());
-        let rows = match outcome {
-            Ok(Ok(rows)) if rows.len() == chunk.len() => Ok(rows),
-            Ok(Ok(rows)) => Err(format!(
-                "the model returned {} rows for {} sequences",
-                rows.len(),
-                chunk.len()
-            )),
-            Ok(Err(e)) => {
-                // candle appends a backtrace when RUST_BACKTRACE is set: log it, answer the message alone.
-                tracing::error!(model = %queue.model, error = %e, "forward pass error");
-                Err(e.to_string().lines().next().unwrap_or_default().to_owned())
-            }
+        let logits = match outcome {
+            Ok(Ok(logits)) => logits
+                .check(&shape, &inputs)
+                .map(|()| logits)
+                .map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err("the model panicked".to_owned()),
         };
-        if let Err(e) = &rows {
+        if let Err(e) = &logits {
             tracing::error!(model = %queue.model, error = %e, "forward pass failed");
         }
-        for (i, &(r, s)) in chunk.iter().enumerate() {
-            results[r][s] = Some(match &rows {
-                Ok(rows) => Ok(rows[i].clone()),
+        let mut next_row = 0;
+        for (&(r, s), input) in chunk.iter().zip(&inputs) {
+            results[r][s] = Some(match &logits {
+                Ok(logits) => {
+                    let rows = shape.rows_for(std::slice::from_ref(input));
+                    let mine = (next_row..next_row + rows).flat_map(|i| logits.row(i));
+                    next_row += rows;
+                    Ok(mine.copied().collect())
+                }
                 Err(e) => Err(e.clone()),
             });
         }
@@ -324,25 +327,36 @@ fn run_batch(
         let reply = rows
             .into_iter()
             .map(|row| row.unwrap_or_else(|| Err("sequence was not run".to_owned())))
-            .collect::<Result<Vec<_>, _>>();
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|rows| {
+                Logits::new(shape.num_classes, rows.concat()).map_err(|e| e.to_string())
+            });
         let _ = pending.reply.send(reply);
     }
 }
 
-/// Splits length-sorted items into runs whose padded size (count × longest) stays within `budget`; an item
-/// longer than the budget runs alone.
+/// Splits length-sorted items into runs whose size stays within `budget` tokens: count × longest when the
+/// engine pads, the sum of the lengths when it does not. An item longer than the budget runs alone.
 fn chunks_within_budget<T: Copy>(
     sorted: &[T],
     len: impl Fn(&T) -> usize,
     budget: usize,
+    padded: bool,
 ) -> Vec<Vec<T>> {
     let mut chunks: Vec<Vec<T>> = Vec::new();
     let mut current: Vec<T> = Vec::new();
+    let mut tokens = 0;
     for item in sorted {
-        let padded = (current.len() + 1) * len(item);
-        if !current.is_empty() && padded > budget {
+        let size = if padded {
+            (current.len() + 1) * len(item)
+        } else {
+            tokens + len(item)
+        };
+        if !current.is_empty() && size > budget {
             chunks.push(std::mem::take(&mut current));
+            tokens = 0;
         }
+        tokens += len(item);
         current.push(*item);
     }
     if !current.is_empty() {
@@ -356,6 +370,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
     use std::time::Duration;
 
+    use classify_protocol::{ModelShape, OutputKind};
+
     use super::*;
 
     /// Logits are [length, first id]; records the batch sizes it saw; optionally sleeps or fails.
@@ -365,26 +381,33 @@ mod tests {
         calls: Arc<AtomicUsize>,
     }
 
-    impl SequenceClassifier for Recorder {
-        fn shape(&self) -> classify_protocol::ModelShape {
-            classify_protocol::ModelShape {
+    impl Engine for Recorder {
+        fn shape(&self) -> ModelShape {
+            ModelShape {
                 num_classes: 2,
                 max_positions: 64,
                 vocab_size: 1000,
+                output: OutputKind::Sequence,
             }
         }
 
-        fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
+        fn forward(
+            &self,
+            batch: &[&TokenSequence],
+        ) -> Result<Logits, classify_protocol::EngineError> {
             self.calls.fetch_add(1, AtomicOrdering::SeqCst);
             std::thread::sleep(self.delay);
             self.batches.lock().unwrap().push(batch.len());
             if batch.iter().any(|s| s.ids[0] == 666) {
                 panic!("boom");
             }
-            Ok(batch
-                .iter()
-                .map(|s| vec![s.len() as f32, s.ids[0] as f32])
-                .collect())
+            Logits::from_rows(
+                2,
+                batch
+                    .iter()
+                    .map(|s| vec![s.len() as f32, s.ids[0] as f32])
+                    .collect(),
+            )
         }
     }
 
@@ -419,7 +442,7 @@ mod tests {
             .blocking_recv()
             .unwrap();
         assert_eq!(
-            reply.unwrap(),
+            reply.unwrap().into_rows(),
             [vec![3.0, 5.0], vec![1.0, 7.0], vec![2.0, 9.0]]
         );
     }
@@ -432,8 +455,14 @@ mod tests {
         let low = batcher.submit(singles(vec![vec![2]]), 0);
         let high = batcher.submit(singles(vec![vec![3]]), 5);
         let _ = first.blocking_recv();
-        assert_eq!(high.blocking_recv().unwrap().unwrap(), [vec![1.0, 3.0]]);
-        assert_eq!(low.blocking_recv().unwrap().unwrap(), [vec![1.0, 2.0]]);
+        assert_eq!(
+            high.blocking_recv().unwrap().unwrap().into_rows(),
+            [vec![1.0, 3.0]]
+        );
+        assert_eq!(
+            low.blocking_recv().unwrap().unwrap().into_rows(),
+            [vec![1.0, 2.0]]
+        );
         // `low` and `high` arrived while the model ran, so they share the second forward pass.
         assert_eq!(*batches.lock().unwrap(), [1, 2]);
     }
@@ -522,7 +551,7 @@ mod tests {
                 0,
             )
             .blocking_recv();
-        assert_eq!(reply.unwrap().unwrap().len(), 4);
+        assert_eq!(reply.unwrap().unwrap().rows(), 4);
         // 2+2 tokens fit, the third pair starts a new pass, the 9-token sequence runs alone.
         assert_eq!(*batches.lock().unwrap(), [2, 1, 1]);
     }
@@ -539,7 +568,7 @@ mod tests {
             .submit(singles(vec![vec![1]]), 0)
             .blocking_recv()
             .unwrap();
-        assert_eq!(fine.unwrap(), [vec![1.0, 1.0]]);
+        assert_eq!(fine.unwrap().into_rows(), [vec![1.0, 1.0]]);
     }
 
     #[test]
@@ -556,7 +585,12 @@ mod tests {
 
     #[test]
     fn chunks_respect_the_budget() {
-        let chunks = chunks_within_budget(&[1, 2, 2, 3, 10], |&n| n, 6);
+        let chunks = chunks_within_budget(&[1, 2, 2, 3, 10], |&n| n, 6, true);
         assert_eq!(chunks, [vec![1, 2, 2], vec![3], vec![10]]);
+        // 2 + 2 + 3 real tokens fit 7, where padded to 3 they would take 9.
+        let padded = chunks_within_budget(&[2, 2, 3], |&n| n, 7, true);
+        assert_eq!(padded, [vec![2, 2], vec![3]]);
+        let packed = chunks_within_budget(&[2, 2, 3], |&n| n, 7, false);
+        assert_eq!(packed, [vec![2, 2, 3]]);
     }
 }

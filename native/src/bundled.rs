@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use classify_protocol::model::file_names;
 
 /// The name it is served under.
 pub const NAME: &str = "spam-bert";
@@ -12,19 +13,19 @@ pub const NAME: &str = "spam-bert";
 /// The files the native server reads, as embedded at build time.
 const FILES: &[(&str, &[u8])] = &[
     (
-        "config.json",
+        file_names::CONFIG,
         include_bytes!("../../models/spam-bert/config.json"),
     ),
     (
-        "tokenizer.json",
+        file_names::TOKENIZER,
         include_bytes!("../../models/spam-bert/tokenizer.json"),
     ),
     (
-        "tokenizer_config.json",
+        file_names::TOKENIZER_CONFIG,
         include_bytes!("../../models/spam-bert/tokenizer_config.json"),
     ),
     (
-        "model.safetensors",
+        file_names::SAFETENSORS,
         include_bytes!("../../models/spam-bert/model.safetensors"),
     ),
 ];

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::Parser;
+use classify_protocol::HandlerConfig;
+use classify_protocol::server::CONNECTION_DEFAULTS;
 
 use crate::bundled;
 use crate::device::{DTypeChoice, DeviceChoice};
@@ -51,24 +53,24 @@ pub struct Args {
     #[arg(long, env = "CLASSIFY_MAX_CONCURRENT_REQUESTS", default_value_t = 512)]
     pub max_concurrent_requests: usize,
     /// Most inputs in one classify request.
-    #[arg(long, env = "CLASSIFY_MAX_INPUT_PER_REQUEST", default_value_t = 256)]
+    #[arg(long, env = "CLASSIFY_MAX_INPUT_PER_REQUEST", default_value_t = HandlerConfig::default().max_inputs_per_request)]
     pub max_input_per_request: usize,
     /// Largest request body in bytes; larger bodies get 413.
-    #[arg(long, env = "CLASSIFY_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, env = "CLASSIFY_MAX_BODY_BYTES", default_value_t = HandlerConfig::default().max_body_bytes)]
     pub max_body_bytes: usize,
     /// Seconds a client may take to send a request's headers (from connecting, or from the previous answer on a
     /// kept-alive connection, so this is also the keep-alive idle timeout); slower connections are closed.
-    #[arg(long, env = "CLASSIFY_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "CLASSIFY_HEADER_READ_TIMEOUT", default_value_t = CONNECTION_DEFAULTS.header_read_timeout.as_secs())]
     pub header_read_timeout: u64,
     /// Seconds a request body may stall (nothing arriving) before the request gets 408.
-    #[arg(long, env = "CLASSIFY_BODY_READ_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "CLASSIFY_BODY_READ_TIMEOUT", default_value_t = CONNECTION_DEFAULTS.body_read_timeout.as_secs())]
     pub body_read_timeout: u64,
     /// Open connections at most; a connection past it is answered 503 and closed at once.
-    #[arg(long, env = "CLASSIFY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "CLASSIFY_MAX_CONNECTIONS", default_value_t = CONNECTION_DEFAULTS.max_connections)]
     pub max_connections: usize,
     /// Connections the kernel queues before they are accepted (bursts beyond it are reset; the kernel caps it at
     /// net.core.somaxconn).
-    #[arg(long, env = "CLASSIFY_LISTEN_BACKLOG", default_value_t = 4096)]
+    #[arg(long, env = "CLASSIFY_LISTEN_BACKLOG", default_value_t = CONNECTION_DEFAULTS.listen_backlog)]
     pub listen_backlog: u32,
     /// Threads that parse and tokenize requests, off the async workers (0: one per CPU core).
     #[arg(long, env = "CLASSIFY_TOKENIZER_THREADS", default_value_t = 0)]

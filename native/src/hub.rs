@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use classify_protocol::model::file_names;
 use hf_hub::api::Progress;
 use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Cache, CacheRepo, Repo, RepoType};
@@ -15,10 +16,10 @@ use hf_hub::{Cache, CacheRepo, Repo, RepoType};
 const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Files a model needs besides its weights; the optional ones are fetched when the repository has them.
-const REQUIRED_FILES: &[&str] = &["config.json", "tokenizer.json"];
-const OPTIONAL_FILES: &[&str] = &["tokenizer_config.json", "chat_template.jinja"];
-const SINGLE_WEIGHTS: &str = "model.safetensors";
-const WEIGHTS_INDEX: &str = "model.safetensors.index.json";
+const REQUIRED_FILES: &[&str] = &[file_names::CONFIG, file_names::TOKENIZER];
+const OPTIONAL_FILES: &[&str] = &[file_names::TOKENIZER_CONFIG, file_names::CHAT_TEMPLATE];
+const SINGLE_WEIGHTS: &str = file_names::SAFETENSORS;
+const WEIGHTS_INDEX: &str = file_names::SAFETENSORS_INDEX;
 
 /// A model repository on the hub at a revision (a branch, a tag or a commit).
 #[derive(Debug, Clone, PartialEq, Eq)]

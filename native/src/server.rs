@@ -10,7 +10,7 @@ use bytes::Bytes;
 use classify_protocol::body::read_limited_with;
 use classify_protocol::handler::Route;
 use classify_protocol::server::{ConnectionLimits, IdleTimeoutBody, check_head};
-use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response, handle};
+use classify_protocol::{ApiError, ErrorKind, HandlerConfig, error_response, handle_with};
 use http::{HeaderValue, Method, Request, Response, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -19,15 +19,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::backend::NativeBackend;
 use crate::batcher::BatchLimits;
 use crate::cli::Args;
+use crate::deployment::{NativeDeployment, TokenizerThreads};
 use crate::device::Placement;
 use crate::metrics as names;
 use crate::models;
 
 pub struct App {
-    backend: NativeBackend,
+    deployment: NativeDeployment,
+    tokenizers: TokenizerThreads,
     handler: HandlerConfig,
     prometheus: PrometheusHandle,
     connections: ConnectionLimits,
@@ -71,13 +72,13 @@ impl App {
             max_batch_requests: args.max_batch_requests,
             max_delay: Duration::from_millis(args.max_batch_delay_ms),
         };
-        let cpu_workers = match args.tokenizer_threads {
+        let tokenizer_threads = match args.tokenizer_threads {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };
-        let backend = NativeBackend::start(loaded, limits, cpu_workers)?;
         Ok(App {
-            backend,
+            deployment: NativeDeployment::start(loaded, limits)?,
+            tokenizers: TokenizerThreads::new(tokenizer_threads),
             handler: HandlerConfig {
                 max_body_bytes: args.max_body_bytes,
                 max_inputs_per_request: args.max_input_per_request,
@@ -145,8 +146,9 @@ impl App {
         });
         match read.await {
             Ok(bytes) => {
-                handle(
-                    &self.backend,
+                handle_with(
+                    &self.deployment,
+                    &self.tokenizers,
                     &self.handler,
                     &Request::from_parts(parts, bytes),
                 )

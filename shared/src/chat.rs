@@ -5,8 +5,7 @@ use minijinja::{Environment, ErrorKind as TemplateErrorKind, Value as TemplateVa
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::ApiError;
-use crate::request::type_name;
+use crate::error::{ApiError, type_name};
 
 /// One message of a conversation, its content flattened to text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,14 +1,11 @@
 //! Classify requests (texts, token ids or chat `messages`) and tokenize requests: their inputs as token
 //! sequences within the model's max length, and the classify answer from the logits.
 
-use http::Response;
-
 use crate::activation;
-use crate::backend::TokenSequence;
+use crate::engine::TokenSequence;
 use crate::error::ApiError;
-use crate::handler::json_response;
 use crate::model::ServedModel;
-use crate::request::{Body, ClassifyRequest, Input, Truncation};
+use crate::request::{Body, ClassifyRequest, Input};
 use crate::response::{ClassifyData, ClassifyResponse, TokenizeResponse, Usage};
 use crate::tokenize::EncodeError;
 
@@ -67,7 +64,7 @@ pub(crate) fn answer(
     id: String,
     created: u64,
     usage: Usage,
-) -> Response<Vec<u8>> {
+) -> ClassifyResponse {
     let activation = model.activation();
     let data = logits
         .into_iter()
@@ -82,14 +79,14 @@ pub(crate) fn answer(
             }
         })
         .collect();
-    json_response(&ClassifyResponse {
+    ClassifyResponse {
         id,
         object: "list",
         created,
         model: model.name.clone(),
         data,
         usage,
-    })
+    }
 }
 
 /// Tokenizes text inputs or checks token-id inputs, applies truncation and enforces the max length.
@@ -98,24 +95,12 @@ fn prepare_inputs(
     request: &ClassifyRequest,
 ) -> Result<Vec<Vec<u32>>, ApiError> {
     let max_len = model.max_model_len;
-    let limit = match request.truncate_prompt_tokens {
-        None => None,
-        Some(Truncation::ModelMax) => Some(max_len),
-        Some(Truncation::Tokens(k)) => match usize::try_from(k) {
-            Ok(k) if k <= max_len => Some(k),
-            _ => {
-                return Err(ApiError::invalid(
-                    "truncate_prompt_tokens",
-                    format!(
-                        "`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"
-                    ),
-                ));
-            }
-        },
-    };
+    let limit = request
+        .truncate_prompt_tokens
+        .map(|t| t.limit(max_len))
+        .transpose()?;
     // A reward token the model appends takes one place of a `truncate_prompt_tokens` budget.
-    let appended = model.config.reward_token_id;
-    let body_limit = limit.map(|k| k - usize::from(appended.is_some() && k > 0));
+    let body_limit = limit.map(|k| k.saturating_sub(model.appended_tokens()));
     let mut sequences = match &request.input {
         Input::Texts(texts) => texts
             .iter()
@@ -188,15 +173,12 @@ fn encode_text(
             .encode(text, request.add_special_tokens, body_limit)
             .map_err(|e| cannot(&e));
     }
-    let room = model
-        .max_model_len
-        .saturating_sub(usize::from(model.config.reward_token_id.is_some()));
+    let room = model.max_model_len.saturating_sub(model.appended_tokens());
     match tokenizer.encode_within(text, request.add_special_tokens, room) {
         Ok(ids) => Ok(ids),
         Err(EncodeError::Tokenizer(e)) => Err(cannot(&e)),
         Err(EncodeError::TooLong { count, exact }) => {
-            let appended = usize::from(model.config.reward_token_id.is_some());
-            let count = count + appended;
+            let count = count + model.appended_tokens();
             let count = if exact {
                 count.to_string()
             } else {

@@ -28,10 +28,6 @@ pub struct ModelConfig {
     pub pad_token_id: Option<u32>,
     pub vocab_size: Option<usize>,
     pub max_position_embeddings: Option<usize>,
-    /// `rope_theta`, or `rope_parameters.rope_theta` (the transformers 5 layout).
-    pub rope_theta: Option<f64>,
-    /// `torch_dtype`, or `dtype` (the transformers 5 name).
-    pub dtype: Option<String>,
     /// Reward models scored at this token (InternLM2's `reward_token_id`): appended to inputs that lack it.
     pub reward_token_id: Option<u32>,
 }
@@ -48,10 +44,6 @@ struct RawConfig {
     pad_token_id: Option<Value>,
     vocab_size: Option<usize>,
     max_position_embeddings: Option<usize>,
-    rope_theta: Option<f64>,
-    rope_parameters: Option<Value>,
-    torch_dtype: Option<String>,
-    dtype: Option<String>,
     reward_token_id: Option<u32>,
 }
 
@@ -81,12 +73,6 @@ impl ModelConfig {
                 .and_then(|n| u32::try_from(n).ok()),
             _ => None,
         };
-        let rope_theta = raw.rope_theta.or_else(|| {
-            raw.rope_parameters
-                .as_ref()
-                .and_then(|p| p.get("rope_theta"))
-                .and_then(Value::as_f64)
-        });
         Ok(ModelConfig {
             architectures: raw.architectures.unwrap_or_default(),
             model_type: raw.model_type,
@@ -107,8 +93,6 @@ impl ModelConfig {
             pad_token_id,
             vocab_size: raw.vocab_size,
             max_position_embeddings: raw.max_position_embeddings,
-            rope_theta,
-            dtype: raw.torch_dtype.or(raw.dtype),
             reward_token_id: raw.reward_token_id,
         })
     }
@@ -179,7 +163,6 @@ mod tests {
         );
         assert_eq!(config.pad_token_id, Some(0));
         assert_eq!(config.max_position_embeddings, Some(512));
-        assert_eq!(config.dtype.as_deref(), Some("float32"));
         assert_eq!(config.vocab_size, Some(30522));
     }
 
@@ -218,20 +201,6 @@ mod tests {
             err.contains("2 labels") && err.contains("3 outputs"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn rope_theta_and_dtype_from_either_layout() {
-        let v4 =
-            ModelConfig::from_json(br#"{"rope_theta":10000.0,"torch_dtype":"bfloat16"}"#).unwrap();
-        assert_eq!(v4.rope_theta, Some(10000.0));
-        assert_eq!(v4.dtype.as_deref(), Some("bfloat16"));
-        let v5 = ModelConfig::from_json(
-            br#"{"rope_parameters":{"rope_type":"default","rope_theta":500000.0},"dtype":"float16"}"#,
-        )
-        .unwrap();
-        assert_eq!(v5.rope_theta, Some(500000.0));
-        assert_eq!(v5.dtype.as_deref(), Some("float16"));
     }
 
     #[test]

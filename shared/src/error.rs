@@ -169,6 +169,27 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A field whose JSON value has the wrong type.
+pub(crate) fn wrong_type(field: &'static str, expected: &str, got: &serde_json::Value) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("`{field}` must be {expected}, not {}", type_name(got)),
+    )
+}
+
+/// How an error message names a JSON value's type.
+pub(crate) fn type_name(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

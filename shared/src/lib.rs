@@ -3,11 +3,12 @@
 
 pub mod accept;
 pub mod activation;
-pub mod backend;
 pub mod body;
 pub mod chat;
 mod classify;
 pub mod config;
+pub mod deployment;
+pub mod engine;
 pub mod error;
 pub mod handler;
 pub mod model;
@@ -19,14 +20,9 @@ pub mod response;
 pub mod server;
 pub mod tokenize;
 
-pub use backend::{Backend, InferenceJob, TokenSequence};
+pub use deployment::{Deployment, InferenceJob};
+pub use engine::{Engine, EngineError, Logits, ModelShape, OutputKind, TokenSequence};
 pub use error::{ApiError, ErrorKind};
-pub use handler::{HandlerConfig, error_response, handle};
-pub use model::{ModelFiles, ModelShape, ServedModel};
-
-/// Seconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use handler::{HandlerConfig, handle, handle_with};
+pub use model::{ModelFiles, ServedModel};
+pub use response::{error_response, unix_now};

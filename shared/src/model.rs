@@ -5,7 +5,21 @@ use std::path::Path;
 use crate::activation::Activation;
 use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
+use crate::engine::{ModelShape, OutputKind};
+use crate::response::unix_now;
 use crate::tokenize::TextTokenizer;
+
+/// The files of a Hugging Face model directory (what `save_pretrained` writes) that this project reads.
+pub mod file_names {
+    pub const CONFIG: &str = "config.json";
+    pub const TOKENIZER: &str = "tokenizer.json";
+    pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
+    pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
+    /// The weights in one file.
+    pub const SAFETENSORS: &str = "model.safetensors";
+    /// The weights in shards: the index names them.
+    pub const SAFETENSORS_INDEX: &str = "model.safetensors.index.json";
+}
 
 pub struct ServedModel {
     /// The name clients send in `model`.
@@ -21,17 +35,6 @@ pub struct ServedModel {
     pub created: u64,
     /// The chat template for `messages` requests; `Err` says why the model's template cannot be used.
     pub chat_template: Result<Option<ChatTemplate>, String>,
-}
-
-/// What an engine learns from the weights themselves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ModelShape {
-    /// Outputs of the classification head.
-    pub num_classes: usize,
-    /// Rows of the position table (or the context length for rotary models).
-    pub max_positions: usize,
-    /// Rows of the token embedding table.
-    pub vocab_size: usize,
 }
 
 /// config.json and the tokenizer files of a Hugging Face model directory.
@@ -51,21 +54,21 @@ impl ModelFiles {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
-        let config_json = read("config.json")?;
+        let config_json = read(file_names::CONFIG)?;
         let config = ModelConfig::from_json(&config_json)
-            .map_err(|e| format!("{}: {e}", dir.join("config.json").display()))?;
-        let tokenizer_config = dir.join("tokenizer_config.json");
+            .map_err(|e| format!("{}: {e}", dir.join(file_names::CONFIG).display()))?;
+        let tokenizer_config = dir.join(file_names::TOKENIZER_CONFIG);
         let tokenizer_config = if tokenizer_config.exists() {
-            Some(read("tokenizer_config.json")?)
+            Some(read(file_names::TOKENIZER_CONFIG)?)
         } else {
             None
         };
         let tokenizer =
-            TextTokenizer::from_json(&read("tokenizer.json")?, tokenizer_config.as_deref())
-                .map_err(|e| format!("{}: {e}", dir.join("tokenizer.json").display()))?;
-        let template_file = dir.join("chat_template.jinja");
+            TextTokenizer::from_json(&read(file_names::TOKENIZER)?, tokenizer_config.as_deref())
+                .map_err(|e| format!("{}: {e}", dir.join(file_names::TOKENIZER).display()))?;
+        let template_file = dir.join(file_names::CHAT_TEMPLATE);
         let template_file = if template_file.exists() {
-            let bytes = read("chat_template.jinja")?;
+            let bytes = read(file_names::CHAT_TEMPLATE)?;
             Some(
                 String::from_utf8(bytes)
                     .map_err(|_| format!("{}: not UTF-8", template_file.display()))?,
@@ -94,6 +97,13 @@ impl ServedModel {
     /// Joins the files with what the engine found in the weights. The max length is the position table's size,
     /// lowered by the tokenizer's `model_max_length` when that is smaller.
     pub fn new(name: String, files: ModelFiles, shape: ModelShape) -> Result<ServedModel, String> {
+        if shape.output == OutputKind::Token {
+            return Err(
+                "the model answers per token (token classification), which no route serves; \
+                 serve a sequence classifier (`*ForSequenceClassification`, logits [batch, num_labels])"
+                    .to_owned(),
+            );
+        }
         let labels = files.config.labels(shape.num_classes)?;
         let max_model_len = match files.tokenizer.model_max_length() {
             Some(limit) if limit > 0 => limit.min(shape.max_positions),
@@ -106,7 +116,7 @@ impl ServedModel {
             labels,
             max_model_len,
             vocab_size: shape.vocab_size,
-            created: crate::unix_now(),
+            created: unix_now(),
             chat_template: files.chat_template,
         })
     }
@@ -120,13 +130,20 @@ impl ServedModel {
     }
 
     /// Reward models with a `reward_token_id` score the hidden state of that token: an input that does not end
-    /// with it gets it appended (and counted in usage), as the models' own scoring code does.
+    /// with it gets it appended (and counted in usage), as the models' own scoring code (`get_score`) does for
+    /// any input — texts, token ids, chat messages and sentence pairs alike.
     pub fn append_reward_token(&self, ids: &mut Vec<u32>) {
         if let Some(token) = self.config.reward_token_id
             && ids.last() != Some(&token)
         {
             ids.push(token);
         }
+    }
+
+    /// Places of the max length that [`ServedModel::append_reward_token`] may take: a truncation budget keeps
+    /// room for them.
+    pub fn appended_tokens(&self) -> usize {
+        usize::from(self.config.reward_token_id.is_some())
     }
 
     /// The class id of the NLI label "entailment" as transformers' zero-shot pipeline finds it: the first

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, type_name, wrong_type};
 
 /// The inputs of a classify request, in one of the contract's four forms.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,25 @@ pub enum Truncation {
     ModelMax,
     /// `k ≥ 1`: keep k tokens in total.
     Tokens(u64),
+}
+
+impl Truncation {
+    /// Tokens to keep for a model of `max_len` positions; more than it is a 400 naming
+    /// `truncate_prompt_tokens`.
+    pub fn limit(self, max_len: usize) -> Result<usize, ApiError> {
+        match self {
+            Truncation::ModelMax => Ok(max_len),
+            Truncation::Tokens(k) => match usize::try_from(k) {
+                Ok(k) if k <= max_len => Ok(k),
+                _ => Err(ApiError::invalid(
+                    "truncate_prompt_tokens",
+                    format!(
+                        "`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"
+                    ),
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,25 +234,6 @@ impl Body {
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(wrong_type(field, "a boolean", other)),
         }
-    }
-}
-
-pub(crate) fn wrong_type(field: &'static str, expected: &str, got: &Value) -> ApiError {
-    ApiError::invalid(
-        field,
-        format!("`{field}` must be {expected}, not {}", type_name(got)),
-    )
-}
-
-pub(crate) fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -1,6 +1,45 @@
-//! Success bodies.
+//! Answer bodies, and the HTTP responses that carry them and the contract's errors.
 
+use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
+
+use crate::error::ApiError;
+
+/// Seconds since the Unix epoch (0 if the clock is before it): `created` in answers and model cards.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The contract error body with its status.
+pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
+    let mut response = Response::new(error.to_json());
+    *response.status_mut() =
+        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// `body` as a 200 JSON response (an encoding failure, which our types cannot produce, as a 500 error body).
+pub fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => {
+            let mut response = Response::new(bytes);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => error_response(&ApiError::internal(format!(
+            "could not encode the response: {e}"
+        ))),
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct ClassifyResponse {
@@ -62,6 +101,15 @@ pub struct TokenizeResponse {
     pub tokens: Vec<u32>,
     pub count: usize,
     pub max_model_len: usize,
+}
+
+/// The answer of a pair task: its route's body.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PairResponse {
+    Rerank(RerankResponse),
+    Score(ScoreResponse),
+    ZeroShot(ZeroShotResponse),
 }
 
 /// `/rerank`: results by relevance, highest first.

@@ -52,14 +52,17 @@ pub struct ConnectionLimits {
     pub listen_backlog: u32,
 }
 
+/// The defaults of every front end's connection flags.
+pub const CONNECTION_DEFAULTS: ConnectionLimits = ConnectionLimits {
+    header_read_timeout: Duration::from_secs(10),
+    body_read_timeout: Duration::from_secs(30),
+    max_connections: 10_000,
+    listen_backlog: 4096,
+};
+
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        ConnectionLimits {
-            header_read_timeout: Duration::from_secs(10),
-            body_read_timeout: Duration::from_secs(30),
-            max_connections: 10_000,
-            listen_backlog: 4096,
-        }
+        CONNECTION_DEFAULTS
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use classify_edge::onnx::OnnxClassifier;
-use classify_protocol::ModelFiles;
+use classify_protocol::{Engine, Logits, ModelFiles, TokenSequence};
 use serde::Deserialize;
 
 use crate::conformance::REFERENCE_TOLERANCE;
@@ -113,17 +113,21 @@ impl ExportedFile {
     /// Loads the file on the edge engine and runs the reference inputs, batched and each alone.
     pub fn run_on_edge(&self) -> Result<ReferenceLogits, String> {
         let fixture = self.fixture();
-        let pad = ModelFiles::read(&fixture.dir)?
-            .config
-            .pad_token_id
-            .unwrap_or(0);
-        let classifier = OnnxClassifier::load(&self.full_path(), pad)?;
+        let config = ModelFiles::read(&fixture.dir)?.config;
+        let engine = OnnxClassifier::load(&self.full_path(), &config)?;
         let batch = fixture.reference_batch();
-        let batched = classifier.run(&batch)?;
+        let batch: Vec<_> = batch.iter().collect();
+        let run = |batch: &[&TokenSequence]| {
+            engine
+                .forward(batch)
+                .map(Logits::into_rows)
+                .map_err(|e| e.to_string())
+        };
+        let batched = run(&batch)?;
         let alone = batch
             .iter()
             .map(|sequence| {
-                let mut logits = classifier.run(std::slice::from_ref(sequence))?;
+                let mut logits = run(std::slice::from_ref(sequence))?;
                 logits.pop().ok_or_else(|| "no logits".to_owned())
             })
             .collect::<Result<_, String>>()?;

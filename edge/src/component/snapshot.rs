@@ -11,6 +11,9 @@ use std::sync::OnceLock;
 
 use crate::registry::{EdgeModels, Fingerprint, OnnxFileOrder};
 
+/// Where the models are mounted (spin.toml `files`, or edge-host `--models`).
+pub(super) const MODELS_ROOT: &str = "/models";
+
 /// Models loaded by `wizer-initialize`, when this instance comes from a snapshot.
 static PRELOADED: OnceLock<EdgeModels> = OnceLock::new();
 
@@ -24,7 +27,7 @@ struct Preinit;
 
 impl bindings::Guest for Preinit {
     fn wizer_initialize() {
-        let models = EdgeModels::scan(Path::new(super::MODELS_ROOT), &OnnxFileOrder::default());
+        let models = EdgeModels::scan(Path::new(MODELS_ROOT), &OnnxFileOrder::default());
         // Failures are kept with their model and reported when a request or /health asks for it.
         let _failures = models.load_all();
         let _ = PRELOADED.set(models);

@@ -3,13 +3,14 @@
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
+use classify_protocol::Engine;
 use serde::Deserialize;
 
+use super::checkpoint::Checkpoint;
 use super::encoder::{
     BERT_LAYER, Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerShape, Positions,
 };
 use super::ops::Activation;
-use super::{Checkpoint, SequenceClassifier};
 
 /// The config.json fields of BERT and the encoders that kept its layout.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,7 +96,7 @@ impl BertConfig {
         embeddings: Embeddings,
         head: FirstTokenHead,
         pad_token_id: u32,
-    ) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+    ) -> anyhow::Result<Box<dyn Engine>> {
         Ok(Box::new(EncoderClassifier::new(EncoderParts {
             embeddings,
             layers: vb.pp(format!("{prefix}.encoder.layer")),
@@ -109,7 +110,7 @@ impl BertConfig {
     }
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config = BertConfig::parse(&checkpoint)?;
     let vb = checkpoint.vb;
     let embeddings = config.embeddings(&vb.pp("bert.embeddings"), Positions::FromZero)?;

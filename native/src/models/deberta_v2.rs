@@ -13,12 +13,13 @@ use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{
     Conv1d, Conv1dConfig, Embedding, Linear, VarBuilder, conv1d, embedding, linear, linear_no_bias,
 };
-use classify_protocol::{ModelShape, TokenSequence};
+use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 use serde::Deserialize;
 
+use super::checkpoint::{Checkpoint, into_logits};
 use super::encoder::FirstTokenHead;
-use super::ops::{Activation, Dense, LayerNorm, Logits, attend};
-use super::{Checkpoint, RightPadded, SequenceClassifier};
+use super::ops::{Activation, AttentionLogits, Dense, LayerNorm, attend};
+use super::padded::RightPadded;
 
 /// `pos_att_type` as configs write it: a list, or (older ones) `"p2c|c2p"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -270,7 +271,7 @@ impl Attention {
                 scores = (scores + p2c.transpose(2, 3)?.transpose(0, 1)?)?;
             }
         }
-        let logits = Logits {
+        let logits = AttentionLogits {
             scale: ((self.head_dim * scale_factor) as f64).powf(-0.5),
             softcap: None,
         };
@@ -386,7 +387,7 @@ fn named_activation(name: &str) -> anyhow::Result<NamedActivation> {
     })
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config: DebertaV2Config = checkpoint.parse_config()?;
     anyhow::ensure!(
         config.num_attention_heads > 0
@@ -470,6 +471,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
         num_classes: head.num_classes()?,
         max_positions,
         vocab_size: config.vocab_size,
+        output: OutputKind::Sequence,
     };
     Ok(Box::new(DebertaV2Classifier {
         words: embedding(config.vocab_size, width, embeddings.pp("word_embeddings"))?,
@@ -505,12 +507,9 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
     }))
 }
 
-impl SequenceClassifier for DebertaV2Classifier {
-    fn shape(&self) -> ModelShape {
-        self.shape
-    }
-
-    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
+impl DebertaV2Classifier {
+    /// The head's output, `[batch, num_classes]`.
+    fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let table = self.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
         let padded = RightPadded::new(batch, self.pad_token_id);
@@ -567,7 +566,17 @@ impl SequenceClassifier for DebertaV2Classifier {
             }
         }
         let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
-        self.head.forward(&first_token)?.to_vec2()
+        self.head.forward(&first_token)
+    }
+}
+
+impl Engine for DebertaV2Classifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn forward(&self, batch: &[&TokenSequence]) -> Result<classify_protocol::Logits, EngineError> {
+        into_logits(self.head_output(batch))
     }
 }
 

@@ -3,16 +3,18 @@
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding, linear_b};
-use classify_protocol::ModelShape;
+use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::heads::{ClassifierHead, HeadKind};
-use super::ops::{Activation, Dense, Logits, gated_activation, masked_softmax, swap_middle};
+use super::ops::{
+    Activation, AttentionLogits, Dense, gated_activation, masked_softmax, swap_middle,
+};
 use super::rope::Rope;
-use classify_protocol::TokenSequence;
 
-use super::{Checkpoint, RightPadded, SequenceClassifier};
+use super::checkpoint::{Checkpoint, into_logits};
+use super::padded::RightPadded;
 
 /// The config.json fields every supported decoder uses; each architecture file turns them into a [`DecoderSpec`].
 #[derive(Debug, Clone, Deserialize)]
@@ -215,7 +217,7 @@ impl Attention {
         let grouped = (batch, self.kv_heads, self.heads / self.kv_heads * len);
         let q = q.reshape((grouped.0, grouped.1, grouped.2, self.head_dim))?;
         let scores = q.matmul(&k.t()?)?.reshape((batch, self.heads, len, len))?;
-        let logits = Logits {
+        let logits = AttentionLogits {
             scale: self.scale,
             softcap: self.softcap,
         };
@@ -367,6 +369,7 @@ impl DecoderClassifier {
                 num_classes,
                 max_positions: c.max_position_embeddings,
                 vocab_size: c.vocab_size,
+                output: OutputKind::Sequence,
             },
             rope: spec.rope,
             embedding_scale: spec.embedding_scale,
@@ -389,12 +392,9 @@ impl DecoderClassifier {
     }
 }
 
-impl SequenceClassifier for DecoderClassifier {
-    fn shape(&self) -> ModelShape {
-        self.shape
-    }
-
-    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
+impl DecoderClassifier {
+    /// The head's output, `[batch, num_classes]`.
+    fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         // Right padding: with causal attention, real tokens never see the padding after them.
         let padded = RightPadded::new(batch, self.pad_token_id);
         let longest = padded.longest;
@@ -433,7 +433,17 @@ impl SequenceClassifier for DecoderClassifier {
             .reshape((batch.len() * longest, hidden))?
             .index_select(&last, 0)?;
         let last = self.norm.forward(&last)?.to_dtype(DType::F32)?;
-        self.head.forward(&last)?.to_vec2()
+        self.head.forward(&last)
+    }
+}
+
+impl Engine for DecoderClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn forward(&self, batch: &[&TokenSequence]) -> Result<classify_protocol::Logits, EngineError> {
+        into_logits(self.head_output(batch))
     }
 }
 
@@ -442,7 +452,7 @@ pub fn load_classifier(
     checkpoint: Checkpoint,
     spec: anyhow::Result<DecoderSpec>,
     head: HeadKind,
-) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec?;
     let pad = pad_token_id(&spec.config);
     Ok(Box::new(DecoderClassifier::load(

@@ -3,13 +3,14 @@
 //! Sinusoidal position tables (`sinusoidal_pos_embds`) are stored in the checkpoint like learned ones.
 
 use candle_core::Tensor;
+use classify_protocol::Engine;
 use serde::Deserialize;
 
+use super::checkpoint::Checkpoint;
 use super::encoder::{
     Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerNames, LayerShape, Positions,
 };
 use super::ops::Activation;
-use super::{Checkpoint, SequenceClassifier};
 
 /// DistilBERT's LayerNorms use this eps whatever config.json says.
 const LAYER_NORM_EPS: f64 = 1e-12;
@@ -39,7 +40,7 @@ struct DistilBertConfig {
     pad_token_id: Option<u32>,
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config: DistilBertConfig = checkpoint.parse_config()?;
     let vb = checkpoint.vb;
     let model = EncoderClassifier::new(EncoderParts {

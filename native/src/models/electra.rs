@@ -4,12 +4,13 @@
 
 use candle_core::Tensor;
 use candle_nn::linear;
+use classify_protocol::Engine;
 
 use super::bert::BertConfig;
+use super::checkpoint::Checkpoint;
 use super::encoder::{FirstTokenHead, Positions};
-use super::{Checkpoint, SequenceClassifier};
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config = BertConfig::parse(&checkpoint)?;
     let vb = checkpoint.vb;
     let hidden = config.hidden_size;

@@ -8,10 +8,10 @@
 
 use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
-use classify_protocol::{ModelShape, TokenSequence};
+use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 
-use super::SequenceClassifier;
-use super::ops::{Activation, Dense, LayerNorm, Logits, add_repeated, attend};
+use super::checkpoint::into_logits;
+use super::ops::{Activation, AttentionLogits, Dense, LayerNorm, add_repeated, attend};
 use super::packed::{PackedBatch, PackedLayout};
 
 /// Where one encoder layer keeps its tensors, relative to the layer's prefix.
@@ -100,7 +100,7 @@ impl SelfAttention {
         let q = qkv.take(0, self.heads)?;
         let k = qkv.take(self.heads, self.heads)?;
         let v = qkv.take(2 * self.heads, self.heads)?;
-        let logits = Logits {
+        let logits = AttentionLogits {
             scale: (self.head_dim as f64).powf(-0.5),
             softcap: None,
         };
@@ -330,6 +330,7 @@ impl EncoderClassifier {
                 num_classes: parts.head.num_classes()?,
                 max_positions: parts.embeddings.position_ids.usable(table_rows),
                 vocab_size: parts.vocab_size,
+                output: OutputKind::Sequence,
             },
             embeddings: parts.embeddings,
             layers,
@@ -339,12 +340,9 @@ impl EncoderClassifier {
     }
 }
 
-impl SequenceClassifier for EncoderClassifier {
-    fn shape(&self) -> ModelShape {
-        self.shape
-    }
-
-    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
+impl EncoderClassifier {
+    /// The head's output, `[batch, num_classes]`.
+    fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let table = self.embeddings.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
         let packed = PackedBatch::new(batch);
@@ -370,6 +368,20 @@ impl SequenceClassifier for EncoderClassifier {
             xs = layer.forward(&xs, &mask, &layout)?;
         }
         let first_tokens = layout.first_tokens(&xs)?.to_dtype(DType::F32)?;
-        self.head.forward(&first_tokens)?.to_vec2()
+        self.head.forward(&first_tokens)
+    }
+}
+
+impl Engine for EncoderClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn pads_batches(&self) -> bool {
+        false
+    }
+
+    fn forward(&self, batch: &[&TokenSequence]) -> Result<classify_protocol::Logits, EngineError> {
+        into_logits(self.head_output(batch))
     }
 }

@@ -2,12 +2,13 @@
 //! after attention and around the MLP, attention scaled by `query_pre_attn_scalar` and soft-capped, and
 //! sliding-window layers alternating with full ones (`layer_types`, else every even layer).
 
+use classify_protocol::Engine;
 use serde_json::Value;
 
+use super::checkpoint::Checkpoint;
 use super::decoder::{DecoderSpec, load_classifier};
 use super::heads::HeadKind;
 use super::ops::Activation;
-use super::{Checkpoint, SequenceClassifier};
 
 /// The decoder options for this architecture, from config.json.
 fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
@@ -47,7 +48,7 @@ fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     })
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec(checkpoint.config_json);
     load_classifier(checkpoint, spec, HeadKind::Score)
 }

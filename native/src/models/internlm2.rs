@@ -10,14 +10,15 @@ use anyhow::{Context, ensure};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{Device, Tensor};
 use candle_nn::VarBuilder;
+use classify_protocol::Engine;
 use serde_json::Value;
 
+use super::checkpoint::Checkpoint;
 use super::decoder::{DecoderConfig, DecoderSpec, load_classifier};
 use super::heads::HeadKind;
-use super::{Checkpoint, SequenceClassifier};
 
 /// One reward from `v_head`; a num_labels/id2label left in config.json describes no head.
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     checkpoint.config.id2label = None;
     checkpoint.config.num_labels = Some(1);
     let spec = spec(checkpoint.config_json)?;

@@ -1,6 +1,8 @@
-//! Sequence classifiers, one file per architecture, chosen by `architectures[0]` in config.json.
+//! The registry of architectures: every model file's loader by its `architectures[0]` name in config.json, and
+//! loading a model directory into an [`Engine`] (one file per architecture; what loaders read is in `checkpoint.rs`).
 
 mod bert;
+mod checkpoint;
 mod deberta_v2;
 mod decoder;
 mod distilbert;
@@ -13,6 +15,7 @@ mod llama;
 mod modernbert;
 mod ops;
 mod packed;
+mod padded;
 mod qwen2;
 mod qwen3;
 mod roberta;
@@ -23,88 +26,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use candle_nn::VarBuilder;
-use classify_protocol::config::ModelConfig;
-use classify_protocol::{ModelFiles, ModelShape, ServedModel, TokenSequence};
+use classify_protocol::model::file_names;
+use classify_protocol::{Engine, ModelFiles, ServedModel};
 
 use crate::device::Placement;
+use checkpoint::Checkpoint;
 
-/// A model's forward pass over a batch of token-id sequences (any lengths; the model pads).
-pub trait SequenceClassifier: Send {
-    /// Raw logits, one row per sequence, in f32.
-    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>>;
-
-    /// Classes, usable positions and vocabulary, as read from the weights.
-    fn shape(&self) -> ModelShape;
-}
-
-/// A batch padded on the right with `pad` to its longest sequence.
-pub struct RightPadded {
-    /// `[batch × longest]` token ids, row-major.
-    pub ids: Vec<u32>,
-    /// `[batch × longest]` token type ids (0 on padding and single segments); `None` when every sequence of the
-    /// batch is a single segment.
-    pub type_ids: Option<Vec<u32>>,
-    pub longest: usize,
-    lengths: Vec<usize>,
-}
-
-impl RightPadded {
-    pub fn new(batch: &[&TokenSequence], pad: u32) -> RightPadded {
-        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(batch.len() * longest);
-        for sequence in batch {
-            ids.extend_from_slice(&sequence.ids);
-            ids.extend(std::iter::repeat_n(pad, longest - sequence.len()));
-        }
-        let type_ids = batch.iter().any(|s| s.type_ids.is_some()).then(|| {
-            let mut type_ids = Vec::with_capacity(batch.len() * longest);
-            for sequence in batch {
-                match &sequence.type_ids {
-                    Some(types) => type_ids.extend_from_slice(types),
-                    None => type_ids.extend(std::iter::repeat_n(0, sequence.len())),
-                }
-                type_ids.extend(std::iter::repeat_n(0, longest - sequence.len()));
-            }
-            type_ids
-        });
-        RightPadded {
-            ids,
-            type_ids,
-            longest,
-            lengths: batch.iter().map(|s| s.len()).collect(),
-        }
-    }
-
-    /// `[batch × longest]`: `real` at each input's tokens, `padding` after them.
-    pub fn mask<T: Copy>(&self, real: T, padding: T) -> Vec<T> {
-        let mut mask = Vec::with_capacity(self.lengths.len() * self.longest);
-        for &length in &self.lengths {
-            mask.extend(std::iter::repeat_n(real, length));
-            mask.extend(std::iter::repeat_n(padding, self.longest - length));
-        }
-        mask
-    }
-}
-
-/// What an architecture's loader reads: config.json (parsed for the protocol, and as bytes for the
-/// architecture's own config struct) and the weights. A loader may adjust `config`, e.g. a reward head that
-/// answers one score whatever labels config.json lists.
-pub struct Checkpoint<'a> {
-    pub config_json: &'a [u8],
-    pub config: &'a mut ModelConfig,
-    pub weights: &'a [PathBuf],
-    pub vb: VarBuilder<'a>,
-    pub placement: &'a Placement,
-}
-
-impl Checkpoint<'_> {
-    /// config.json as an architecture's config struct.
-    pub fn parse_config<T: serde::de::DeserializeOwned>(&self) -> anyhow::Result<T> {
-        serde_json::from_slice(self.config_json).context("config.json")
-    }
-}
-
-type Loader = fn(Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>>;
+type Loader = fn(Checkpoint) -> anyhow::Result<Box<dyn Engine>>;
 
 /// Every architecture this server runs: its `architectures[0]` name and its loader. The startup error's list of
 /// supported names comes from here.
@@ -135,7 +63,7 @@ pub fn supported_architectures() -> impl Iterator<Item = &'static str> {
 
 pub struct LoadedModel {
     pub served: ServedModel,
-    pub classifier: Box<dyn SequenceClassifier>,
+    pub engine: Box<dyn Engine>,
 }
 
 /// Loads a Hugging Face model directory. Errors name the directory and the file or tensor at fault.
@@ -165,7 +93,7 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
         .filter_map(|p| p.file_name()?.to_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let classifier = loader(Checkpoint {
+    let engine = loader(Checkpoint {
         config_json: &config_json,
         config: &mut files.config,
         weights: &weights,
@@ -178,18 +106,20 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
             dir.display()
         )
     })?;
-    let served = ServedModel::new(name.to_owned(), files, classifier.shape())
+    let served = ServedModel::new(name.to_owned(), files, engine.shape())
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    Ok(LoadedModel { served, classifier })
+    classify_protocol::engine::warm_up(engine.as_ref(), served.max_model_len)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    Ok(LoadedModel { served, engine })
 }
 
 /// `model.safetensors`, or every shard named by `model.safetensors.index.json`.
 fn weight_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let single = dir.join("model.safetensors");
+    let single = dir.join(file_names::SAFETENSORS);
     if single.exists() {
         return Ok(vec![single]);
     }
-    let index = dir.join("model.safetensors.index.json");
+    let index = dir.join(file_names::SAFETENSORS_INDEX);
     if !index.exists() {
         bail!(
             "{}: neither model.safetensors nor model.safetensors.index.json exists",

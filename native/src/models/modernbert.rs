@@ -7,17 +7,17 @@
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding, linear_b};
-use classify_protocol::ModelShape;
+use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::ops::{
-    Activation, Dense, LayerNorm, Logits, gated_activation, masked_softmax, swap_middle,
+    Activation, AttentionLogits, Dense, LayerNorm, gated_activation, masked_softmax, swap_middle,
 };
 use super::rope::Rope;
-use classify_protocol::TokenSequence;
 
-use super::{Checkpoint, RightPadded, SequenceClassifier};
+use super::checkpoint::{Checkpoint, into_logits};
+use super::padded::RightPadded;
 
 #[derive(Debug, Clone, Deserialize)]
 struct ModernBertConfig {
@@ -155,7 +155,7 @@ pub struct ModernBertClassifier {
     device: Device,
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config: ModernBertConfig = checkpoint.parse_config()?;
     let raw: Value = checkpoint.parse_config()?;
     let (hidden, heads) = (config.hidden_size, config.num_attention_heads);
@@ -208,6 +208,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier
             num_classes: classifier.weight_rows()?,
             max_positions: config.max_position_embeddings,
             vocab_size: config.vocab_size,
+            output: OutputKind::Sequence,
         },
         classifier,
         mean_pooling: pooling == "mean",
@@ -258,7 +259,7 @@ impl ModernBertClassifier {
         let q = candle_nn::rotary_emb::rope(&qkv.take(0, self.heads)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&qkv.take(self.heads, self.heads)?, cos, sin)?;
         let v = qkv.take(2 * self.heads, self.heads)?;
-        let logits = Logits {
+        let logits = AttentionLogits {
             scale: (self.head_dim as f64).powf(-0.5),
             softcap: None,
         };
@@ -272,12 +273,9 @@ impl ModernBertClassifier {
     }
 }
 
-impl SequenceClassifier for ModernBertClassifier {
-    fn shape(&self) -> ModelShape {
-        self.shape
-    }
-
-    fn forward(&self, batch: &[&TokenSequence]) -> candle_core::Result<Vec<Vec<f32>>> {
+impl ModernBertClassifier {
+    /// The head's output, `[batch, num_classes]`.
+    fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
         let padded = RightPadded::new(batch, self.pad_token_id);
         let longest = padded.longest;
@@ -336,9 +334,16 @@ impl SequenceClassifier for ModernBertClassifier {
                 .head_dense
                 .forward_activated(&pooled, self.head_activation)?,
         )?;
-        self.classifier
-            .forward(&head)?
-            .to_dtype(DType::F32)?
-            .to_vec2()
+        self.classifier.forward(&head)
+    }
+}
+
+impl Engine for ModernBertClassifier {
+    fn shape(&self) -> ModelShape {
+        self.shape
+    }
+
+    fn forward(&self, batch: &[&TokenSequence]) -> Result<classify_protocol::Logits, EngineError> {
+        into_logits(self.head_output(batch))
     }
 }

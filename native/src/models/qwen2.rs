@@ -1,9 +1,11 @@
 //! `Qwen2ForSequenceClassification` (and the backbone of `Qwen2ForRewardModel`): the Llama layout with biases on
 //! q, k and v but not o.
 
+use classify_protocol::Engine;
+
+use super::checkpoint::Checkpoint;
 use super::decoder::{DecoderSpec, load_classifier, reject_qwen_sliding_window};
 use super::heads::HeadKind;
-use super::{Checkpoint, SequenceClassifier};
 
 /// The decoder options for this architecture, from config.json.
 fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
@@ -16,13 +18,13 @@ fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     })
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec(checkpoint.config_json);
     load_classifier(checkpoint, spec, HeadKind::Score)
 }
 
 /// `Qwen2ForRewardModel`: the Qwen2 backbone with a two-layer reward head.
-pub fn load_reward(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load_reward(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec(checkpoint.config_json);
     load_classifier(checkpoint, spec, HeadKind::Qwen2Reward)
 }

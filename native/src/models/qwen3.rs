@@ -1,9 +1,11 @@
 //! `Qwen3ForSequenceClassification`: the Llama layout with an RMSNorm on each head of q and k before rotary
 //! (`q_norm`, `k_norm`) and an explicit `head_dim`.
 
+use classify_protocol::Engine;
+
+use super::checkpoint::Checkpoint;
 use super::decoder::{DecoderSpec, load_classifier, reject_qwen_sliding_window};
 use super::heads::HeadKind;
-use super::{Checkpoint, SequenceClassifier};
 
 /// The decoder options for this architecture, from config.json.
 fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
@@ -15,7 +17,7 @@ fn spec(config_json: &[u8]) -> anyhow::Result<DecoderSpec> {
     })
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec(checkpoint.config_json);
     load_classifier(checkpoint, spec, HeadKind::Score)
 }

@@ -3,12 +3,13 @@
 //! one-row token-type table, and the head `classifier.dense` + tanh + `classifier.out_proj` on `<s>`.
 
 use candle_core::Tensor;
+use classify_protocol::Engine;
 
 use super::bert::BertConfig;
+use super::checkpoint::Checkpoint;
 use super::encoder::{FirstTokenHead, Positions};
-use super::{Checkpoint, SequenceClassifier};
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn SequenceClassifier>> {
+pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let config = BertConfig::parse(&checkpoint)?;
     let pad = config.pad_token_id.unwrap_or(1);
     let vb = checkpoint.vb;

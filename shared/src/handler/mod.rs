@@ -1,18 +1,19 @@
 //! The request handler both front ends call: routing, validation, tokenization, inference through a
-//! [`Backend`], post-processing, and every error in the contract's shape.
+//! [`Deployment`], post-processing, and every error in the contract's shape.
 
+use std::future::Future;
 use std::time::Instant;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use serde::Serialize;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 
-use crate::backend::{Backend, InferenceJob, TokenSequence};
 use crate::classify;
+use crate::deployment::{Deployment, InferenceJob};
+use crate::engine::TokenSequence;
 use crate::error::{ApiError, ErrorKind};
 use crate::pairs::{self, PairTask};
 use crate::request::Body;
-use crate::response::{ModelCard, ModelList, Usage};
-use crate::{request_id, unix_now};
+use crate::request_id;
+use crate::response::{ModelCard, ModelList, Usage, error_response, json_response, unix_now};
 
 /// Limits and credentials of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +27,51 @@ pub struct HandlerConfig {
 }
 
 impl Default for HandlerConfig {
+    /// The defaults of every deployment (the native server's and edge-host's flags take theirs from here).
     fn default() -> Self {
         HandlerConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs_per_request: 256,
             api_key: None,
         }
+    }
+}
+
+impl HandlerConfig {
+    /// The settings from environment variables — `CLASSIFY_MAX_BODY_BYTES`, `CLASSIFY_MAX_INPUT_PER_REQUEST`,
+    /// `CLASSIFY_API_KEY` (empty: none), the names of the native server's — as `lookup` reads them, the default
+    /// for each that is unset. A value that is not a whole number is an error naming the variable.
+    pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<HandlerConfig, String> {
+        let defaults = HandlerConfig::default();
+        Ok(HandlerConfig {
+            max_body_bytes: env_number(
+                &lookup,
+                "CLASSIFY_MAX_BODY_BYTES",
+                defaults.max_body_bytes,
+            )?,
+            max_inputs_per_request: env_number(
+                &lookup,
+                "CLASSIFY_MAX_INPUT_PER_REQUEST",
+                defaults.max_inputs_per_request,
+            )?,
+            api_key: lookup("CLASSIFY_API_KEY").filter(|key| !key.is_empty()),
+        })
+    }
+}
+
+/// The whole number in the environment variable `name`, `default` when it is unset or empty.
+pub fn env_number<T: std::str::FromStr>(
+    lookup: impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+) -> Result<T, String> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(value) if value.trim().is_empty() => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}: `{value}` is not a whole number")),
     }
 }
 
@@ -88,9 +128,35 @@ impl Route {
     }
 }
 
-/// Answers one HTTP request. Never panics on any input; every non-200 answer is a contract error body.
-pub async fn handle<B: Backend>(
-    backend: &B,
+/// Where a request's CPU-bound part (parsing, validation, tokenization) runs.
+pub trait CpuWork {
+    fn run<R>(&self, work: impl FnOnce() -> R) -> impl Future<Output = R>;
+}
+
+/// Runs the CPU-bound part in place, on the task that handles the request.
+pub struct InPlace;
+
+impl CpuWork for InPlace {
+    fn run<R>(&self, work: impl FnOnce() -> R) -> impl Future<Output = R> {
+        std::future::ready(work())
+    }
+}
+
+/// Answers one HTTP request, parsing and tokenizing in place. Never panics on any input; every non-200 answer
+/// is a contract error body.
+pub async fn handle<D: Deployment>(
+    deployment: &D,
+    config: &HandlerConfig,
+    request: &Request<Vec<u8>>,
+) -> Response<Vec<u8>> {
+    handle_with(deployment, &InPlace, config, request).await
+}
+
+/// [`handle`], with the CPU-bound part of model routes run by `cpu` (the native server runs it on a bounded
+/// set of threads off its async workers, so that huge inputs cannot starve `/health`).
+pub async fn handle_with<D: Deployment, C: CpuWork>(
+    deployment: &D,
+    cpu: &C,
     config: &HandlerConfig,
     request: &Request<Vec<u8>>,
 ) -> Response<Vec<u8>> {
@@ -128,10 +194,10 @@ pub async fn handle<B: Backend>(
         }
         Ok(()) => match route {
             Route::Classify | Route::Rerank | Route::Score | Route::ZeroShot | Route::Tokenize => {
-                model_route(backend, config, route, request).await
+                model_route(deployment, cpu, config, route, request).await
             }
-            Route::Models => Ok(json_response(&model_list(backend).await)),
-            Route::Health => backend
+            Route::Models => Ok(json_response(&model_list(deployment).await)),
+            Route::Health => deployment
                 .health()
                 .map(|()| json_response(&serde_json::json!({"status": "ok"}))),
             Route::OpenApi => Ok(openapi_response()),
@@ -140,26 +206,27 @@ pub async fn handle<B: Backend>(
     result.unwrap_or_else(|error| error_response(&error))
 }
 
-/// Model routes: a model served here answers; any other goes to [`Backend::forward`]. Parsing and tokenization
-/// run through [`Backend::run_cpu_bound`].
-async fn model_route<B: Backend>(
-    backend: &B,
+/// Model routes: a model served here answers; any other goes to [`Deployment::forward`]. Parsing and
+/// tokenization run through `cpu`.
+async fn model_route<D: Deployment, C: CpuWork>(
+    deployment: &D,
+    cpu: &C,
     config: &HandlerConfig,
     route: Route,
     request: &Request<Vec<u8>>,
 ) -> Result<Response<Vec<u8>>, ApiError> {
-    let prepared = backend
-        .run_cpu_bound(|| prepare(backend, config, route, request.body()))
+    let prepared = cpu
+        .run(|| prepare(deployment, config, route, request.body()))
         .await?;
     match prepared {
-        Prepared::Elsewhere(not_found) => backend.forward(request).await.ok_or(not_found),
+        Prepared::Elsewhere(not_found) => deployment.forward(request).await.ok_or(not_found),
         Prepared::Answered(response) => Ok(response),
-        Prepared::Run(job) => run(backend, request, job).await,
+        Prepared::Run(job) => run(deployment, request, job).await,
     }
 }
 
-/// What is left of a model route after its CPU-bound part. It owns its data (no borrow of the backend), which
-/// keeps the future `Send` for hyper.
+/// What is left of a model route after its CPU-bound part. It owns its data (no borrow of the deployment),
+/// which keeps the future `Send` for hyper.
 enum Prepared {
     /// The model is not served here; the error is the answer when nobody else serves it either.
     Elsewhere(ApiError),
@@ -176,6 +243,7 @@ struct ModelJob {
     rid: Option<String>,
     user: Option<String>,
     task: Task,
+    tokenization: std::time::Duration,
 }
 
 enum Task {
@@ -183,8 +251,8 @@ enum Task {
     Pairs(PairTask),
 }
 
-fn prepare<B: Backend>(
-    backend: &B,
+fn prepare<D: Deployment>(
+    deployment: &D,
     config: &HandlerConfig,
     route: Route,
     body: &[u8],
@@ -192,13 +260,13 @@ fn prepare<B: Backend>(
     let body = Body::parse(body)?;
     let name = match body.model()? {
         Some(name) => name.to_owned(),
-        None => match only_model(backend) {
+        None => match only_model(deployment) {
             Some(name) => name,
             // Another server may serve exactly one model.
-            None => return Ok(Prepared::Elsewhere(model_required(backend))),
+            None => return Ok(Prepared::Elsewhere(model_required(deployment))),
         },
     };
-    let Some(local) = backend.model(&name) else {
+    let Some(local) = deployment.model(&name) else {
         return Ok(Prepared::Elsewhere(ApiError::model_not_found(&name)));
     };
     let (_, model) = local?;
@@ -224,6 +292,7 @@ fn prepare<B: Backend>(
             rid: pairs.rid,
             user: pairs.user,
             task: Task::Pairs(pairs.task),
+            tokenization: started.elapsed(),
         },
         None => {
             let job = classify::prepare(body, model, max_inputs)?;
@@ -236,23 +305,27 @@ fn prepare<B: Backend>(
                 task: Task::Classify {
                     use_activation: job.use_activation,
                 },
+                tokenization: started.elapsed(),
             }
         }
     };
-    backend.record_tokenization(&model.name, started.elapsed());
     Ok(Prepared::Run(job))
 }
 
 /// The name of the one model served here, if exactly one is.
-fn only_model<B: Backend>(backend: &B) -> Option<String> {
-    match backend.models().as_slice() {
+fn only_model<D: Deployment>(deployment: &D) -> Option<String> {
+    match deployment.models().as_slice() {
         [only] => Some(only.name.clone()),
         _ => None,
     }
 }
 
-fn model_required<B: Backend>(backend: &B) -> ApiError {
-    let names: Vec<&str> = backend.models().iter().map(|m| m.name.as_str()).collect();
+fn model_required<D: Deployment>(deployment: &D) -> ApiError {
+    let names: Vec<&str> = deployment
+        .models()
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     ApiError::invalid(
         "model",
         format!(
@@ -270,34 +343,6 @@ fn openapi_response() -> Response<Vec<u8>> {
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// The contract error body with its status.
-pub fn error_response(error: &ApiError) -> Response<Vec<u8>> {
-    let mut response = Response::new(error.to_json());
-    *response.status_mut() =
-        StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-pub(crate) fn json_response<T: Serialize>(body: &T) -> Response<Vec<u8>> {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut response = Response::new(bytes);
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
-        Err(e) => error_response(&ApiError::internal(format!(
-            "could not encode the response: {e}"
-        ))),
-    }
 }
 
 fn authorize(config: &HandlerConfig, route: Route, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -328,8 +373,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn run<B: Backend>(
-    backend: &B,
+async fn run<D: Deployment>(
+    deployment: &D,
     http_request: &Request<Vec<u8>>,
     job: ModelJob,
 ) -> Result<Response<Vec<u8>>, ApiError> {
@@ -340,8 +385,9 @@ async fn run<B: Backend>(
         rid,
         user,
         task,
+        tokenization,
     } = job;
-    let (index, model) = backend
+    let (index, model) = deployment
         .model(&model)
         .ok_or_else(|| ApiError::internal("the model went away during the request"))??;
     let prompt_tokens = sequences.iter().map(TokenSequence::len).sum();
@@ -353,29 +399,26 @@ async fn run<B: Backend>(
         "classify"
     );
     let count = sequences.len();
-    let logits = backend
-        .classify(
+    let logits = deployment
+        .run(
             index,
             InferenceJob {
                 sequences,
                 priority,
+                tokenization,
             },
         )
         .await?;
-    if logits.len() != count || logits.iter().any(|l| l.len() != model.num_classes()) {
-        return Err(ApiError::internal(
-            "the engine returned logits of the wrong shape",
-        ));
-    }
-    if logits.iter().flatten().any(|x| !x.is_finite()) {
-        return Err(ApiError::internal("the model produced non-finite logits"));
-    }
+    logits
+        .check_rows(count, model.num_classes())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let logits = logits.into_rows();
     let id = request_id::response_id(rid.as_deref(), http_request.headers());
     let created = unix_now();
     let usage = Usage::prompt_only(prompt_tokens);
-    match task {
-        Task::Pairs(task) => Ok(task.answer(model, logits, id, created, usage)),
-        Task::Classify { use_activation } => Ok(classify::answer(
+    Ok(match task {
+        Task::Pairs(task) => json_response(&task.answer(model, logits, id, created, usage)),
+        Task::Classify { use_activation } => json_response(&classify::answer(
             model,
             logits,
             use_activation,
@@ -383,12 +426,12 @@ async fn run<B: Backend>(
             created,
             usage,
         )),
-    }
+    })
 }
 
-/// Local models first, then the backend's remote ones whose names are not served here.
-async fn model_list<B: Backend>(backend: &B) -> ModelList {
-    let local = backend.models();
+/// Local models first, then the deployment's remote ones whose names are not served here.
+async fn model_list<D: Deployment>(deployment: &D) -> ModelList {
+    let local = deployment.models();
     let mut data: Vec<serde_json::Value> = local
         .iter()
         .map(|model| ModelCard {
@@ -403,7 +446,7 @@ async fn model_list<B: Backend>(backend: &B) -> ModelList {
         })
         .filter_map(|card| serde_json::to_value(card).ok())
         .collect();
-    for remote in backend.remote_models().await {
+    for remote in deployment.remote_models().await {
         let id = remote.get("id").and_then(serde_json::Value::as_str);
         if id.is_some_and(|id| local.iter().all(|m| m.name != id)) {
             data.push(remote);

@@ -1,31 +1,37 @@
-//! The handler end to end over a fake backend: model omission, token types, odd bodies on every route, and
-//! the OpenAPI document's coverage of the route table.
+//! The handler end to end over a fake deployment: model omission, token types, the reward token, odd bodies
+//! on every route, and the OpenAPI document's coverage of the route table.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use super::*;
 use crate::config::ModelConfig;
+use crate::engine::Logits;
 use crate::error::ErrorKind;
 use crate::model::ServedModel;
 
 /// Serves models named `names` (the test BERT tokenizer) with `labels`; every logit is the sum of the
-/// sequence's token type ids; counts forwarded requests.
-struct FakeBackend {
+/// sequence's token type ids; keeps the sequences of the last job and counts forwarded requests.
+struct FakeDeployment {
     models: Vec<ServedModel>,
     forwarded: Cell<usize>,
+    last_job: RefCell<Vec<TokenSequence>>,
 }
 
-impl FakeBackend {
-    fn new(names: &[&str]) -> FakeBackend {
-        FakeBackend::with_labels(names, &["a", "b"])
+impl FakeDeployment {
+    fn new(names: &[&str]) -> FakeDeployment {
+        FakeDeployment::with_labels(names, &["a", "b"])
     }
 
-    fn with_labels(names: &[&str], labels: &[&str]) -> FakeBackend {
+    fn with_labels(names: &[&str], labels: &[&str]) -> FakeDeployment {
+        FakeDeployment::with_config(names, labels, r#"{"id2label": {"0": "a", "1": "b"}}"#)
+    }
+
+    fn with_config(names: &[&str], labels: &[&str], config: &str) -> FakeDeployment {
         let models = names
             .iter()
             .map(|name| ServedModel {
                 name: (*name).to_owned(),
-                config: ModelConfig::from_json(br#"{"id2label": {"0": "a", "1": "b"}}"#).unwrap(),
+                config: ModelConfig::from_json(config.as_bytes()).unwrap(),
                 tokenizer: crate::tokenize::tests::bert(),
                 labels: labels.iter().map(|l| (*l).to_owned()).collect(),
                 max_model_len: 16,
@@ -34,25 +40,28 @@ impl FakeBackend {
                 chat_template: Ok(None),
             })
             .collect();
-        FakeBackend {
+        FakeDeployment {
             models,
             forwarded: Cell::new(0),
+            last_job: RefCell::new(Vec::new()),
         }
     }
 }
 
-impl Backend for FakeBackend {
+impl Deployment for FakeDeployment {
     fn models(&self) -> Vec<&ServedModel> {
         self.models.iter().collect()
     }
 
-    async fn classify(&self, model: usize, job: InferenceJob) -> Result<Vec<Vec<f32>>, ApiError> {
+    async fn run(&self, model: usize, job: InferenceJob) -> Result<Logits, ApiError> {
         let width = self.models[model].num_classes();
-        Ok(job
+        let rows = job
             .sequences
             .iter()
             .map(|s| vec![s.type_ids.iter().flatten().sum::<u32>() as f32; width])
-            .collect())
+            .collect();
+        self.last_job.replace(job.sequences);
+        Logits::from_rows(width, rows).map_err(|e| ApiError::internal(e.to_string()))
     }
 
     async fn forward(&self, _: &Request<Vec<u8>>) -> Option<Response<Vec<u8>>> {
@@ -61,19 +70,20 @@ impl Backend for FakeBackend {
     }
 }
 
-fn post(backend: &FakeBackend, path: &str, body: &str) -> (u16, serde_json::Value) {
+fn post(deployment: &FakeDeployment, path: &str, body: &str) -> (u16, serde_json::Value) {
     let request = Request::post(path).body(body.as_bytes().to_vec()).unwrap();
-    let response = futures_executor::block_on(handle(backend, &HandlerConfig::default(), &request));
+    let response =
+        futures_executor::block_on(handle(deployment, &HandlerConfig::default(), &request));
     let json = serde_json::from_slice(response.body()).unwrap();
     (response.status().as_u16(), json)
 }
 
 #[test]
 fn model_may_be_left_out_when_one_is_served() {
-    let one = FakeBackend::new(&["only"]);
+    let one = FakeDeployment::new(&["only"]);
     let (status, body) = post(&one, "/v1/classify", r#"{"input": "a b"}"#);
     assert_eq!((status, body["model"].as_str()), (200, Some("only")));
-    let two = FakeBackend::new(&["x", "y"]);
+    let two = FakeDeployment::new(&["x", "y"]);
     let (status, body) = post(&two, "/v1/classify", r#"{"input": "a b"}"#);
     assert_eq!((status, body["param"].as_str()), (400, Some("model")));
     assert!(body["error"].as_str().unwrap().contains("x, y"), "{body}");
@@ -88,7 +98,7 @@ fn model_may_be_left_out_when_one_is_served() {
 
 #[test]
 fn pair_routes_send_token_types_and_single_texts_none() {
-    let scorer = FakeBackend::with_labels(&["m"], &["LABEL_0"]);
+    let scorer = FakeDeployment::with_labels(&["m"], &["LABEL_0"]);
     // The test tokenizer's pair template is `A B:1`: "c d" has type 1 on both of its tokens.
     let raw = r#"{"text_1": "a", "text_2": "c d", "use_activation": false}"#;
     let (status, body) = post(&scorer, "/v1/score", raw);
@@ -103,7 +113,7 @@ fn pair_routes_send_token_types_and_single_texts_none() {
         r#"{"input": "c d", "use_activation": false}"#,
     );
     assert_eq!(body["data"][0]["probs"][0].as_f64(), Some(0.0), "{body}");
-    let two_labels = FakeBackend::new(&["m"]);
+    let two_labels = FakeDeployment::new(&["m"]);
     let (status, body) = post(&two_labels, "/v1/score", raw);
     assert_eq!(
         (status, body["param"].as_str()),
@@ -119,13 +129,64 @@ fn pair_routes_send_token_types_and_single_texts_none() {
     );
 }
 
+/// transformers' `get_score` appends `reward_token_id` to any input that does not end with it: classify, score
+/// and rerank alike, counted in usage, and a truncation budget keeps its place.
+#[test]
+fn the_reward_token_ends_every_input_of_a_reward_model() {
+    const REWARD: u32 = 8;
+    let reward = FakeDeployment::with_config(
+        &["rm"],
+        &["LABEL_0"],
+        r#"{"num_labels": 1, "reward_token_id": 8}"#,
+    );
+    let cases = [
+        ("/v1/classify", r#"{"input": "a b"}"#, 5),
+        ("/v1/classify", r#"{"input": [4, 5]}"#, 3),
+        ("/v1/classify", r#"{"input": [4, 8]}"#, 2),
+        ("/v1/score", r#"{"text_1": "a", "text_2": "c d"}"#, 4),
+        (
+            "/v1/rerank",
+            r#"{"query": "a", "documents": ["b", "c d"]}"#,
+            3 + 4,
+        ),
+        (
+            "/v1/score",
+            r#"{"text_1": "a b c", "text_2": "d", "truncate_prompt_tokens": 3}"#,
+            3,
+        ),
+    ];
+    for (route, body, prompt_tokens) in cases {
+        let (status, answer) = post(&reward, route, body);
+        assert_eq!(status, 200, "{route} {body}: {answer}");
+        assert_eq!(
+            answer["usage"]["prompt_tokens"].as_u64(),
+            Some(prompt_tokens),
+            "{route} {body}: {answer}"
+        );
+        for sequence in reward.last_job.borrow().iter() {
+            assert_eq!(sequence.ids.last(), Some(&REWARD), "{route} {body}");
+            if let Some(types) = &sequence.type_ids {
+                assert_eq!(types.len(), sequence.ids.len(), "{route} {body}");
+            }
+        }
+    }
+    // The pair of 16 tokens fits the max length alone, not with the reward token.
+    let long = r#"{"text_1": "a b c d e a b", "text_2": "c d e a b c d e a"}"#;
+    let (status, answer) = post(&reward, "/v1/score", long);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("has 17 tokens"),
+        "{answer}"
+    );
+}
+
 /// Seeded odd bodies on every model route, for a one-label and an NLI model: always an answer in the
 /// contract's shape (200 or a 4xx), never a panic.
 #[test]
 fn odd_bodies_on_every_model_route_get_contract_answers() {
-    let mut backend = FakeBackend::with_labels(&["scorer"], &["LABEL_0"]);
-    backend.models.extend(
-        FakeBackend::with_labels(&["nli"], &["contradiction", "entailment", "neutral"]).models,
+    let mut deployment = FakeDeployment::with_labels(&["scorer"], &["LABEL_0"]);
+    deployment.models.extend(
+        FakeDeployment::with_labels(&["nli"], &["contradiction", "entailment", "neutral"]).models,
     );
     let odd = [
         serde_json::json!(null),
@@ -193,7 +254,7 @@ fn odd_bodies_on_every_model_route_get_contract_answers() {
             let field = fields[next(fields.len())];
             body[field] = odd[next(odd.len())].clone();
         }
-        let (status, answer) = post(&backend, route, &body.to_string());
+        let (status, answer) = post(&deployment, route, &body.to_string());
         assert!(
             status == 200 || (400..500).contains(&status),
             "{route} {body} → {status} {answer}"
@@ -205,6 +266,41 @@ fn odd_bodies_on_every_model_route_get_contract_answers() {
             );
         }
     }
+}
+
+#[test]
+fn settings_from_the_environment_name_a_bad_variable() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        }
+    };
+    assert_eq!(
+        HandlerConfig::from_env(env(&[])),
+        Ok(HandlerConfig::default())
+    );
+    let set = HandlerConfig::from_env(env(&[
+        ("CLASSIFY_MAX_BODY_BYTES", "1024"),
+        ("CLASSIFY_MAX_INPUT_PER_REQUEST", " 8 "),
+        ("CLASSIFY_API_KEY", "k"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (
+            set.max_body_bytes,
+            set.max_inputs_per_request,
+            set.api_key.as_deref()
+        ),
+        (1024, 8, Some("k"))
+    );
+    let bad = HandlerConfig::from_env(env(&[("CLASSIFY_MAX_INPUT_PER_REQUEST", "lots")]));
+    assert_eq!(
+        bad,
+        Err("CLASSIFY_MAX_INPUT_PER_REQUEST: `lots` is not a whole number".to_owned())
+    );
 }
 
 #[test]

@@ -3,11 +3,13 @@
 
 use serde_json::Value;
 
-use super::DEFAULT_HYPOTHESIS_TEMPLATE;
-use crate::error::ApiError;
+use crate::error::{ApiError, type_name, wrong_type};
 use crate::model::ServedModel;
-use crate::request::{Body, Truncation, type_name, wrong_type};
+use crate::request::Body;
 use crate::tokenize::{PairCut, PairTruncation};
+
+/// The hypothesis template of transformers' zero-shot pipeline.
+pub(super) const DEFAULT_HYPOTHESIS_TEMPLATE: &str = "This example is {}.";
 
 /// Python's `template.format(label)` for the one positional argument: `{}` and `{0}` become the label, `{{` and
 /// `}}` literal braces; a template without a place for the label is refused, as the pipeline does.
@@ -204,21 +206,10 @@ pub(super) fn pair_cut(body: &Body, model: &ServedModel) -> Result<Option<PairCu
         })?),
         Some(other) => return Err(wrong_type("truncation", "a string", other)),
     };
-    let max_len = model.max_model_len;
     let max_tokens = match body.truncate_prompt_tokens()? {
         None if strategy.is_none() => return Ok(None),
-        None | Some(Truncation::ModelMax) => max_len,
-        Some(Truncation::Tokens(k)) => match usize::try_from(k) {
-            Ok(k) if k <= max_len => k,
-            _ => {
-                return Err(ApiError::invalid(
-                    "truncate_prompt_tokens",
-                    format!(
-                        "`truncate_prompt_tokens` ({k}) is greater than the model's max length ({max_len})"
-                    ),
-                ));
-            }
-        },
+        None => model.max_model_len,
+        Some(truncation) => truncation.limit(model.max_model_len)?,
     };
     Ok(Some(PairCut {
         max_tokens,

@@ -2,21 +2,22 @@
 //! Inference API's zero-shot classification). Each request becomes a batch of (first, second) pairs encoded
 //! with the tokenizer's pair template; the model's logits become scores here.
 
-use http::Response;
 use serde_json::Value;
 
-use crate::backend::TokenSequence;
-use crate::error::ApiError;
-use crate::handler::json_response;
+use crate::engine::TokenSequence;
+use crate::error::{ApiError, wrong_type};
 use crate::model::ServedModel;
-use crate::request::{Body, wrong_type};
+use crate::request::Body;
 use crate::response::{
-    Document, RankedDocument, RerankResponse, ScoreData, ScoreResponse, Usage, ZeroShotResponse,
+    Document, PairResponse, RankedDocument, RerankResponse, ScoreData, ScoreResponse, Usage,
+    ZeroShotResponse,
 };
 use crate::tokenize::{PairCut, PairEncodeError, PairSide, PairTruncation};
 
 mod fields;
-use fields::{candidate_labels, documents, hypothesis, pair_cut, text, texts};
+use fields::{
+    DEFAULT_HYPOTHESIS_TEMPLATE, candidate_labels, documents, hypothesis, pair_cut, text, texts,
+};
 
 /// A pair request, encoded, and what to make of its logits.
 pub(crate) struct PairJob {
@@ -62,9 +63,6 @@ pub(crate) enum PairTask {
         contradiction: usize,
     },
 }
-
-/// The hypothesis template of transformers' zero-shot pipeline.
-const DEFAULT_HYPOTHESIS_TEMPLATE: &str = "This example is {}.";
 
 /// `/rerank`: `query` against each of `documents`.
 pub(crate) fn rerank(
@@ -242,8 +240,9 @@ fn one_label(model: &ServedModel, task: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Every pair through the tokenizer's pair template; errors name `field`, or the truncation fields when the
-/// asked truncation cannot be done.
+/// Every pair through the tokenizer's pair template, then the model's reward token (which takes one place of
+/// the max length or of a truncation budget); errors name `field`, or the truncation fields when the asked
+/// truncation cannot be done.
 fn encode_pairs(
     model: &ServedModel,
     pairs: &[(&str, &str)],
@@ -251,14 +250,25 @@ fn encode_pairs(
     field: &'static str,
 ) -> Result<Vec<TokenSequence>, ApiError> {
     let max_len = model.max_model_len;
+    let appended = model.appended_tokens();
+    let cut = cut.map(|cut| PairCut {
+        max_tokens: cut.max_tokens.saturating_sub(appended),
+        ..cut
+    });
     pairs
         .iter()
         .enumerate()
         .map(|(i, (first, second))| {
-            model
+            let mut pair = model
                 .tokenizer
-                .encode_pair(first, second, cut, max_len)
-                .map_err(|e| pair_error(e, i, field, max_len))
+                .encode_pair(first, second, cut, max_len.saturating_sub(appended))
+                .map_err(|e| pair_error(e.counting(appended), i, field, max_len))?;
+            model.append_reward_token(&mut pair.ids);
+            if let Some(types) = &mut pair.type_ids {
+                let last = types.last().copied().unwrap_or(0);
+                types.resize(pair.ids.len(), last);
+            }
+            Ok(pair)
         })
         .collect()
 }
@@ -325,7 +335,7 @@ impl PairTask {
         id: String,
         created: u64,
         usage: Usage,
-    ) -> Response<Vec<u8>> {
+    ) -> PairResponse {
         match self {
             PairTask::Rerank {
                 documents,
@@ -351,14 +361,14 @@ impl PairTask {
                 if let Some(n) = top_n {
                     results.truncate(n);
                 }
-                json_response(&RerankResponse {
+                PairResponse::Rerank(RerankResponse {
                     id,
                     model: model.name.clone(),
                     usage,
                     results,
                 })
             }
-            PairTask::Score { use_activation } => json_response(&ScoreResponse {
+            PairTask::Score { use_activation } => PairResponse::Score(ScoreResponse {
                 id,
                 object: "list",
                 created,
@@ -388,7 +398,7 @@ impl PairTask {
                 let scores = zero_shot_scores(&logits, multi_label, entailment, contradiction);
                 let mut order: Vec<usize> = (0..labels.len()).collect();
                 order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-                json_response(&ZeroShotResponse {
+                PairResponse::ZeroShot(ZeroShotResponse {
                     id,
                     model: model.name.clone(),
                     sequence,

@@ -2,8 +2,8 @@
 
 use tokenizers::utils::truncation::{TruncationParams, TruncationStrategy, truncate_encodings};
 
-use super::TextTokenizer;
-use crate::backend::TokenSequence;
+use super::text::TextTokenizer;
+use crate::engine::TokenSequence;
 
 /// How a sentence pair is cut to `max_tokens` in total: `truncate_prompt_tokens` and `truncation` of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,33 @@ pub enum PairEncodeError {
         count: usize,
         exact: bool,
     },
+}
+
+impl PairEncodeError {
+    /// The error as the client sees it when the model appends `appended` tokens after the pair: budgets and
+    /// counts include them.
+    pub fn counting(self, appended: usize) -> PairEncodeError {
+        match self {
+            PairEncodeError::Tokenizer(e) => PairEncodeError::Tokenizer(e),
+            PairEncodeError::BelowSpecialTokens {
+                max_tokens,
+                specials,
+            } => PairEncodeError::BelowSpecialTokens {
+                max_tokens: max_tokens + appended,
+                specials,
+            },
+            PairEncodeError::KeptSideTooLong { side, max_tokens } => {
+                PairEncodeError::KeptSideTooLong {
+                    side,
+                    max_tokens: max_tokens + appended,
+                }
+            }
+            PairEncodeError::TooLong { count, exact } => PairEncodeError::TooLong {
+                count: count + appended,
+                exact,
+            },
+        }
+    }
 }
 
 impl TextTokenizer {

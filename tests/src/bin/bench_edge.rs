@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use classify_edge::registry::{EdgeModels, OnnxFileOrder};
 use classify_edge_host::{EdgeHost, EdgeHostOptions, GuestProfiler};
+use classify_protocol::Engine;
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
@@ -92,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     let Some(loaded) = loaded else {
         anyhow::bail!("no such ONNX model under {}", options.models.display());
     };
-    let (served, classifier) = (&loaded.served, &loaded.classifier);
+    let (served, engine) = (&loaded.served, &loaded.engine);
     println!(
         "native tract: load + optimize every mounted model {:.3} s",
         started.elapsed().as_secs_f64()
@@ -107,9 +108,9 @@ fn main() -> anyhow::Result<()> {
             .tokenizer
             .encode(text, true, *limit)
             .map_err(anyhow::Error::msg)?;
-        let batch = vec![classify_protocol::TokenSequence::single(ids.clone())];
+        let sequence = classify_protocol::TokenSequence::single(ids.clone());
         let times = time(options.iterations, || {
-            let _ = classifier.run(&batch);
+            let _ = engine.forward(&[&sequence]);
         });
         report(&format!("native tract {name}"), ids.len(), times);
     }

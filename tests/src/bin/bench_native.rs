@@ -193,10 +193,10 @@ fn forward_throughput(model: &std::path::Path) -> anyhow::Result<f64> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let batch = batch.iter().collect::<Vec<_>>();
-    loaded.classifier.forward(&batch)?;
+    loaded.engine.forward(&batch)?;
     let (started, mut done) = (Instant::now(), 0);
     while started.elapsed().as_secs_f64() < FORWARD_SECONDS {
-        loaded.classifier.forward(&batch)?;
+        loaded.engine.forward(&batch)?;
         done += batch.len();
     }
     Ok(done as f64 / started.elapsed().as_secs_f64())

@@ -7,6 +7,7 @@
 use candle_core::{DType, Device};
 use classify_edge::registry::{EdgeModels, OnnxFileOrder};
 use classify_native::device::Placement;
+use classify_protocol::Engine;
 use classify_tests::exports::exported_files;
 use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 
@@ -34,11 +35,11 @@ fn main() -> anyhow::Result<()> {
         let batch = fixture.reference_batch();
         let slices: Vec<_> = batch.iter().collect();
         let native = classify_native::models::load(name, &fixture.dir, &placement)?;
-        let native_delta = max_delta(&native.classifier.forward(&slices)?, &fixture);
+        let native_delta = max_delta(&native.engine.forward(&slices)?.into_rows(), &fixture);
         let edge_delta = match edge.find(name) {
             Some((_, model)) => {
                 let loaded = model.load().map_err(|e| anyhow::anyhow!("{e}"))?;
-                let logits = loaded.classifier.run(&batch).map_err(anyhow::Error::msg)?;
+                let logits = loaded.engine.forward(&slices)?.into_rows();
                 format!("{:.2e}", max_delta(&logits, &fixture))
             }
             None => "not served".to_owned(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use classify_edge_host::{EdgeHost, EdgeHostOptions, GuestProfiler};
-use classify_protocol::server::{ConnectionLimits, bind, shutdown_signal};
+use classify_protocol::server::{CONNECTION_DEFAULTS, ConnectionLimits, bind, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -55,16 +55,16 @@ struct ServeArgs {
     #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS)]
     max_concurrent_requests: usize,
     /// Seconds a client may take to send a request's headers (also the keep-alive idle timeout).
-    #[arg(long, env = "EDGE_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "EDGE_HEADER_READ_TIMEOUT", default_value_t = CONNECTION_DEFAULTS.header_read_timeout.as_secs())]
     header_read_timeout: u64,
     /// Seconds a request body may stall before the request fails and its connection closes.
-    #[arg(long, env = "EDGE_BODY_READ_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "EDGE_BODY_READ_TIMEOUT", default_value_t = CONNECTION_DEFAULTS.body_read_timeout.as_secs())]
     body_read_timeout: u64,
     /// Open connections at most; one past it is answered 503 and closed.
-    #[arg(long, env = "EDGE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    #[arg(long, env = "EDGE_MAX_CONNECTIONS", default_value_t = CONNECTION_DEFAULTS.max_connections)]
     max_connections: usize,
     /// Connections the kernel queues before they are accepted (capped by net.core.somaxconn).
-    #[arg(long, env = "EDGE_LISTEN_BACKLOG", default_value_t = 4096)]
+    #[arg(long, env = "EDGE_LISTEN_BACKLOG", default_value_t = CONNECTION_DEFAULTS.listen_backlog)]
     listen_backlog: u32,
     /// Profile the component with `perf`: write what it needs to name the guest's functions.
     #[arg(long, env = "EDGE_PROFILER", value_enum)]

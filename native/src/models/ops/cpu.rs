@@ -10,7 +10,7 @@ use std::ops::{Deref, Range};
 use candle_core::{DType, Result, Storage, Tensor};
 use rayon::prelude::*;
 
-use super::{Activation, LayerNorm};
+use super::layers::{Activation, LayerNorm};
 
 /// Rows handed to one rayon task: enough work per task to amortize the hand-off.
 const ROWS_PER_TASK: usize = 8;

@@ -14,7 +14,7 @@ use candle_core::cuda_backend::{CudaStorage, CudaStorageSlice, WrapErr};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Layout, Result, Shape, Storage, Tensor};
 
-use super::{Activation, LayerNorm, Logits};
+use super::layers::{Activation, AttentionLogits, LayerNorm};
 
 /// A module built by build.rs: (name, fatbin image).
 type Module = (&'static str, &'static [u8]);
@@ -322,7 +322,7 @@ pub fn masked_softmax(
     mask: &Tensor,
     mid: usize,
     inner: usize,
-    logits: Logits,
+    logits: AttentionLogits,
 ) -> Result<Tensor> {
     let len = scores.dims().last().copied().unwrap_or(1);
     let rows = scores.elem_count() / len;

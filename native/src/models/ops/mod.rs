@@ -9,42 +9,12 @@
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod layers;
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::VarBuilder;
 
 use super::packed::PackedLayout;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Silu,
-    /// `gelu_pytorch_tanh` / `gelu_new`: the tanh approximation.
-    GeluTanh,
-    /// `gelu`: the exact (erf) form.
-    Gelu,
-    Relu,
-}
-
-impl Activation {
-    pub fn from_name(name: &str) -> anyhow::Result<Activation> {
-        match name {
-            "silu" | "swish" => Ok(Activation::Silu),
-            "gelu_pytorch_tanh" | "gelu_new" | "gelu_fast" => Ok(Activation::GeluTanh),
-            "gelu" => Ok(Activation::Gelu),
-            "relu" => Ok(Activation::Relu),
-            other => anyhow::bail!("unsupported activation `{other}`"),
-        }
-    }
-
-    pub fn apply(self, xs: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::Silu => candle_nn::ops::silu(xs),
-            Activation::GeluTanh => xs.gelu(),
-            Activation::Gelu => xs.gelu_erf(),
-            Activation::Relu => xs.relu(),
-        }
-    }
-}
+pub use layers::{Activation, AttentionLogits, LayerNorm};
 
 /// Whether `x` runs through this module's CUDA kernels (their index arithmetic is 32-bit).
 #[cfg(feature = "cuda")]
@@ -127,15 +97,6 @@ pub fn gated_activation(x: &Tensor, activation: Activation) -> Result<Tensor> {
     activation.apply(&x.narrow(last, 0, inner)?)? * x.narrow(last, inner, inner)?
 }
 
-/// How attention logits are formed before the softmax.
-#[derive(Debug, Clone, Copy)]
-pub struct Logits {
-    /// Multiplies q·k.
-    pub scale: f64,
-    /// Gemma2: `cap × tanh(logit / cap)` after scaling.
-    pub softcap: Option<f64>,
-}
-
 /// `softmax(logits(scores) + mask)` over the last dimension, where the additive `mask` repeats along the scores'
 /// middle dimension as in [`add_repeated`] (`inner` must be a multiple of the last dimension). Accumulates in f32
 /// whatever the dtype.
@@ -144,7 +105,7 @@ pub fn masked_softmax(
     mask: &Tensor,
     mid: usize,
     inner: usize,
-    logits: Logits,
+    logits: AttentionLogits,
 ) -> Result<Tensor> {
     let len = scores.dim(scores.rank().saturating_sub(1))?;
     if len == 0 || !inner.is_multiple_of(len) {
@@ -167,44 +128,15 @@ pub fn masked_softmax(
 
 /// The end of a self-attention: `softmax(logits(scores) + mask) · v` for `v` = `[batch, heads, len, head_dim]`,
 /// merged back into `[batch, len, heads × head_dim]`. `mask` as in [`masked_softmax`] (`[batch, 1, 1, len]`).
-pub fn attend(scores: &Tensor, v: &Tensor, mask: &Tensor, logits: Logits) -> Result<Tensor> {
+pub fn attend(
+    scores: &Tensor,
+    v: &Tensor,
+    mask: &Tensor,
+    logits: AttentionLogits,
+) -> Result<Tensor> {
     let (batch, heads, len, head_dim) = v.dims4()?;
     let probs = masked_softmax(scores, mask, heads * len, len, logits)?;
     swap_middle(&probs.matmul(v)?, None, 0, len)?.reshape((batch, len, heads * head_dim))
-}
-
-/// LayerNorm over the last dimension (biased variance, as PyTorch).
-#[derive(Debug, Clone)]
-pub struct LayerNorm {
-    weight: Tensor,
-    beta: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    pub fn load(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-        Ok(LayerNorm {
-            weight: vb.get(size, "weight")?,
-            beta: vb.get(size, "bias")?,
-            eps,
-        })
-    }
-
-    /// A LayerNorm stored without a bias (ModernBERT's `norm_bias: false`): the bias is zero.
-    pub fn load_without_bias(size: usize, eps: f64, vb: VarBuilder) -> Result<LayerNorm> {
-        let weight = vb.get(size, "weight")?;
-        Ok(LayerNorm {
-            beta: weight.zeros_like()?,
-            weight,
-            eps,
-        })
-    }
-}
-
-impl Module for LayerNorm {
-    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.beta, self.eps as f32)
-    }
 }
 
 /// A linear layer whose bias add is fused with what follows it.

@@ -93,7 +93,7 @@ fn masked_softmax_scales_caps_and_masks() {
         &mask,
         1,
         3,
-        Logits {
+        AttentionLogits {
             scale: 0.5,
             softcap: None,
         },
@@ -107,7 +107,7 @@ fn masked_softmax_scales_caps_and_masks() {
         &mask,
         1,
         3,
-        Logits {
+        AttentionLogits {
             scale: 1.0,
             softcap: Some(2.0),
         },
@@ -123,7 +123,7 @@ fn masked_softmax_scales_caps_and_masks() {
             &mask,
             1,
             4,
-            Logits {
+            AttentionLogits {
                 scale: 1.0,
                 softcap: None
             }

@@ -2,6 +2,8 @@
 
 use classify_edge::onnx::OnnxClassifier;
 use classify_edge::registry::{EdgeModels, OnnxFileOrder};
+use classify_protocol::Engine;
+use classify_protocol::config::ModelConfig;
 use classify_tests::conformance::{REFERENCE_TOLERANCE, assert_close};
 use classify_tests::exports::exported_files;
 use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
@@ -28,11 +30,13 @@ fn padded_batches_match_the_reference() {
     for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         let (_, model) = models.find(name).unwrap_or_else(|| panic!("{name}"));
-        let classifier = &model.load().unwrap_or_else(|e| panic!("{e}")).classifier;
+        let engine = &model.load().unwrap_or_else(|e| panic!("{e}")).engine;
         let batch = fixture.reference_batch();
-        let logits = classifier
-            .run(&batch)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let batch: Vec<_> = batch.iter().collect();
+        let logits = engine
+            .forward(&batch)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .into_rows();
         for (got, reference) in logits.iter().zip(&fixture.reference.inputs) {
             assert_close(
                 got,
@@ -41,9 +45,10 @@ fn padded_batches_match_the_reference() {
                 &format!("{name}: {:?}", reference.text),
             );
         }
-        let alone = classifier
-            .run(&batch[..1])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let alone = engine
+            .forward(&batch[..1])
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .into_rows();
         assert_close(&alone[0], &logits[0], 1e-5, "alone vs batched");
     }
 }
@@ -130,16 +135,24 @@ fn a_broken_onnx_file_is_reported_with_its_path() {
     );
 }
 
+/// A config.json that any of the test graphs could come with.
+fn config(pad_token_id: u32) -> ModelConfig {
+    let json = format!(
+        r#"{{"pad_token_id": {pad_token_id}, "max_position_embeddings": 512, "vocab_size": 1000}}"#
+    );
+    ModelConfig::from_json(json.as_bytes()).expect("a valid config")
+}
+
 #[test]
 fn files_tract_cannot_run_are_refused_by_name() {
     let refused = models_dir().join("../exports/refused");
-    let bnb4 = OnnxClassifier::load(&refused.join("matmul-bnb4.onnx"), 0).err();
+    let bnb4 = OnnxClassifier::load(&refused.join("matmul-bnb4.onnx"), &config(0)).err();
     let bnb4 = bnb4.unwrap_or_else(|| panic!("a MatMulBnb4 graph loaded"));
     assert!(
         bnb4.contains("com.microsoft.MatMulBnb4") && bnb4.contains("node `"),
         "{bnb4}"
     );
-    let fp16 = OnnxClassifier::load(&refused.join("fp16.onnx"), 0).err();
+    let fp16 = OnnxClassifier::load(&refused.join("fp16.onnx"), &config(0)).err();
     let fp16 = fp16.unwrap_or_else(|| panic!("an fp16 graph loaded"));
     assert!(fp16.contains("float16"), "{fp16}");
 }
@@ -152,7 +165,7 @@ fn truncated_external_data_is_an_error_not_a_crash() {
     std::fs::copy(export.join("model.onnx"), dir.join("model.onnx")).expect("copy");
     let data = std::fs::read(export.join("model.onnx.data")).expect("read");
     std::fs::write(dir.join("model.onnx.data"), &data[..data.len() / 2]).expect("write");
-    let loaded = OnnxClassifier::load(&dir.join("model.onnx"), 1).err();
+    let loaded = OnnxClassifier::load(&dir.join("model.onnx"), &config(1)).err();
     let _ = std::fs::remove_dir_all(&dir);
     let error = loaded.unwrap_or_else(|| panic!("a truncated data file loaded"));
     assert!(

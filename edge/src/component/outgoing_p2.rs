@@ -1,16 +1,12 @@
-//! wasi:http 0.2 (WASIp2): the `incoming-handler` export and outgoing requests through spin-sdk 5.
+//! Sending to the native server over wasi:http 0.2 (WASIp2) through spin-sdk 5.
 
-use bytes::Bytes;
-use classify_protocol::{ApiError, error_response};
-use futures_util::StreamExt;
 use http::{HeaderName, HeaderValue, Request, Response};
-use http_body_util::StreamBody;
 use spin_sdk::http::conversions::TryIntoOutgoingRequest;
-use spin_sdk::http::{ErrorCode, IncomingRequest, IncomingResponse, OutgoingBody};
+use spin_sdk::http::{ErrorCode, IncomingResponse, OutgoingBody};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::RequestOptions;
 
-use super::{SendFailure, UpstreamTimeouts};
+use super::outgoing::{SendFailure, UpstreamTimeouts};
 
 /// Sends through wasi:http 0.2's `outgoing-handler` itself, since spin-sdk 5's `send` takes no request options
 /// (the connect and first-byte timeouts). A p2 instance serves one request, so waiting blocks nothing else.
@@ -71,30 +67,4 @@ fn failure(code: ErrorCode) -> SendFailure {
         | ErrorCode::HttpResponseTimeout => SendFailure::Timeout(format!("{code:?}")),
         other => SendFailure::Other(format!("{other:?}")),
     }
-}
-
-#[spin_sdk::http_component]
-async fn serve(request: IncomingRequest) -> Response<Vec<u8>> {
-    let mut parts = Request::new(()).into_parts().0;
-    let method = request.method().to_string();
-    let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
-        let error = ApiError::invalid("method", format!("`{method}` is not an HTTP method"));
-        return error_response(&error);
-    };
-    parts.method = method;
-    parts.uri = request
-        .path_with_query()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_default();
-    for (name, value) in request.headers().entries() {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            parts.headers.append(name, value);
-        }
-    }
-    let chunks = request.into_body_stream().map(|chunk| {
-        chunk
-            .map(|bytes| http_body::Frame::data(Bytes::from(bytes)))
-            .map_err(|e| e.to_string())
-    });
-    super::respond(parts, StreamBody::new(chunks)).await
 }

@@ -1,5 +1,5 @@
-//! wasi:http 0.3 (WASIp3): the `handler` export and outgoing requests through spin-sdk 6 (the 2026-03-15
-//! release candidate) or 7 (0.3.0 final); the two SDKs share this API.
+//! Sending to the native server over wasi:http 0.3 (WASIp3) through spin-sdk 6 (the 2026-03-15 release
+//! candidate) or 7 (0.3.0 final); the two SDKs share this API.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::wasip3::http::types::{ErrorCode, RequestOptions};
 use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
 
-use super::{SendFailure, UpstreamTimeouts};
+use super::outgoing::{SendFailure, UpstreamTimeouts};
 
 pub(super) async fn send(
     request: Request<Vec<u8>>,
@@ -39,12 +39,4 @@ pub(super) async fn send(
         .await
         .map_err(|code| SendFailure::Other(format!("{code:?}")))?;
     Ok(Response::from_parts(parts, bytes.to_vec()))
-}
-
-#[spin_sdk::http_service]
-async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
-    let (parts, body) = request.into_parts();
-    super::respond(parts, body)
-        .await
-        .map(|body| Full::new(Bytes::from(body)))
 }

@@ -6,7 +6,7 @@ use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
 use classify_tests::fixtures::{ENCODER_MODELS, models_dir};
 
-/// One component instance host for the whole test binary, with every fixture mounted and no native server.
+/// One component instance host for all these tests, with every fixture mounted and no native server.
 fn client() -> Client {
     static SERVER: OnceLock<EdgeServer> = OnceLock::new();
     let server = SERVER.get_or_init(|| {

@@ -1,0 +1,53 @@
+//! A batch padded on the right to its longest sequence, with its attention mask: the layout of the models that
+//! do not run packed batches (`packed.rs`).
+
+use classify_protocol::TokenSequence;
+
+/// A batch padded on the right with `pad` to its longest sequence.
+pub struct RightPadded {
+    /// `[batch × longest]` token ids, row-major.
+    pub ids: Vec<u32>,
+    /// `[batch × longest]` token type ids (0 on padding and single segments); `None` when every sequence of the
+    /// batch is a single segment.
+    pub type_ids: Option<Vec<u32>>,
+    pub longest: usize,
+    lengths: Vec<usize>,
+}
+
+impl RightPadded {
+    pub fn new(batch: &[&TokenSequence], pad: u32) -> RightPadded {
+        let longest = batch.iter().map(|s| s.len()).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(batch.len() * longest);
+        for sequence in batch {
+            ids.extend_from_slice(&sequence.ids);
+            ids.extend(std::iter::repeat_n(pad, longest - sequence.len()));
+        }
+        let type_ids = batch.iter().any(|s| s.type_ids.is_some()).then(|| {
+            let mut type_ids = Vec::with_capacity(batch.len() * longest);
+            for sequence in batch {
+                match &sequence.type_ids {
+                    Some(types) => type_ids.extend_from_slice(types),
+                    None => type_ids.extend(std::iter::repeat_n(0, sequence.len())),
+                }
+                type_ids.extend(std::iter::repeat_n(0, longest - sequence.len()));
+            }
+            type_ids
+        });
+        RightPadded {
+            ids,
+            type_ids,
+            longest,
+            lengths: batch.iter().map(|s| s.len()).collect(),
+        }
+    }
+
+    /// `[batch × longest]`: `real` at each input's tokens, `padding` after them.
+    pub fn mask<T: Copy>(&self, real: T, padding: T) -> Vec<T> {
+        let mut mask = Vec::with_capacity(self.lengths.len() * self.longest);
+        for &length in &self.lengths {
+            mask.extend(std::iter::repeat_n(real, length));
+            mask.extend(std::iter::repeat_n(padding, self.longest - length));
+        }
+        mask
+    }
+}
