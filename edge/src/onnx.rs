@@ -1,5 +1,5 @@
-//! ONNX sequence classifiers on tract, as an [`Engine`]: inputs detected from the graph, optimized once, run
-//! per batch.
+//! ONNX sequence and token classifiers on tract, as an [`Engine`]: inputs and output kind detected from the
+//! graph, optimized once, run per batch.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ pub struct OnnxClassifier {
 impl OnnxClassifier {
     /// Loads and optimizes `path`, the graph of the model whose config.json is `config`. The graph must take some
     /// of `input_ids`, `attention_mask`, `token_type_ids` (including `input_ids`) and give logits
-    /// `[batch, num_labels]`.
+    /// `[batch, num_labels]` (a sequence classifier) or `[batch, sequence, num_labels]` (a token classifier).
     pub fn load(path: &Path, config: &ModelConfig) -> Result<OnnxClassifier, String> {
         let max_positions = config
             .usable_positions()
@@ -63,22 +63,21 @@ impl OnnxClassifier {
             .into_optimized()
             .map_err(|e| format!("cannot optimize the graph: {e:#}"))?;
         let logits = model.output_fact(0).map_err(|e| e.to_string())?;
-        let num_classes = match logits.shape.dims() {
-            [_, classes] => classes.to_i64().ok().and_then(|n| usize::try_from(n).ok()),
-            _ => None,
-        }
-        .filter(|&n| n > 0)
-        .ok_or_else(|| {
-            let per_token = if logits.shape.rank() == 3 {
-                " (logits [batch, sequence, labels] are per token: token classification is not served)"
-            } else {
-                ""
-            };
-            format!(
-                "the first output must be logits [batch, num_labels], found {:?}{per_token}",
-                logits.shape
-            )
-        })?;
+        let (classes, output) = match logits.shape.dims() {
+            [_, classes] => (Some(classes), OutputKind::Sequence),
+            [_, _, classes] => (Some(classes), OutputKind::Token),
+            _ => (None, OutputKind::Sequence),
+        };
+        let num_classes = classes
+            .and_then(|n| n.to_i64().ok())
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                format!(
+                    "the first output must be logits [batch, num_labels] or [batch, sequence, num_labels], found {:?}",
+                    logits.shape
+                )
+            })?;
         let plan = model.into_runnable().map_err(|e| format!("{e:#}"))?;
         Ok(OnnxClassifier {
             plan,
@@ -88,7 +87,7 @@ impl OnnxClassifier {
                 num_classes,
                 max_positions,
                 vocab_size,
-                output: OutputKind::Sequence,
+                output,
             },
             one_at_a_time: graph.quantizes_activations,
         })
@@ -131,14 +130,30 @@ impl OnnxClassifier {
             .ok_or("the model returned no output")?
             .to_plain_array_view::<f32>()
             .map_err(|e| e.to_string())?;
-        if logits.shape() != [batch, self.shape.num_classes] {
-            return Err(format!(
-                "logits have shape {:?}, expected [{batch}, {}]",
+        let classes = self.shape.num_classes;
+        match self.shape.output {
+            OutputKind::Sequence if logits.shape() == [batch, classes] => {
+                Ok(logits.iter().copied().collect())
+            }
+            // Each sequence's rows without the padding after it.
+            OutputKind::Token if logits.shape() == [batch, longest, classes] => {
+                let mut values = Vec::with_capacity(batch * longest * classes);
+                for (i, sequence) in sequences.iter().enumerate() {
+                    let rows = logits.slice(tract_ndarray::s![i, ..sequence.len(), ..]);
+                    values.extend(rows.iter().copied());
+                }
+                Ok(values)
+            }
+            _ => Err(format!(
+                "logits have shape {:?}, expected [{batch}, {}{classes}]",
                 logits.shape(),
-                self.shape.num_classes
-            ));
+                if self.shape.output == OutputKind::Token {
+                    format!("{longest}, ")
+                } else {
+                    String::new()
+                }
+            )),
         }
-        Ok(logits.iter().copied().collect())
     }
 }
 
@@ -151,7 +166,8 @@ impl Engine for OnnxClassifier {
     /// activations.
     fn forward(&self, batch: &[&TokenSequence]) -> Result<Logits, EngineError> {
         let values = if self.one_at_a_time && batch.len() > 1 {
-            let mut values = Vec::with_capacity(batch.len() * self.shape.num_classes);
+            let mut values =
+                Vec::with_capacity(self.shape.rows_for(batch) * self.shape.num_classes);
             for sequence in batch {
                 values.extend(
                     self.run_batch(std::slice::from_ref(sequence))

@@ -2,11 +2,14 @@
 //! sequences within the model's max length, and the classify answer from the logits.
 
 use crate::activation;
-use crate::engine::TokenSequence;
+use crate::engine::{Logits, OutputKind, TokenSequence};
 use crate::error::ApiError;
 use crate::model::ServedModel;
 use crate::request::{Body, ClassifyRequest, Input};
-use crate::response::{ClassifyData, ClassifyResponse, TokenizeResponse, Usage};
+use crate::response::{
+    ClassifyData, ClassifyResponse, PoolingData, PoolingResponse, PoolingValues, TokenizeResponse,
+    Usage,
+};
 use crate::tokenize::EncodeError;
 
 /// A classify request for a model served here, tokenized.
@@ -54,6 +57,94 @@ pub(crate) fn prepare(
         user: request.user,
         use_activation: request.use_activation,
     })
+}
+
+/// vLLM's `/pooling` on a classifier: one row of scores per input (`task` `classify`) or per token, special
+/// tokens included (`token_classify`); `task` may be left out, and must be the model's when given.
+pub(crate) struct PoolingTask {
+    /// Tokens of each input, which its rows of a token model are.
+    lengths: Vec<usize>,
+    use_activation: bool,
+}
+
+pub(crate) fn prepare_pooling(
+    body: Body,
+    model: &ServedModel,
+    max_inputs: usize,
+) -> Result<(ClassifyJob, PoolingTask), ApiError> {
+    match body.optional_string("task")?.as_deref() {
+        None => {}
+        Some(task) if task == model.task() => {}
+        Some(task @ ("classify" | "token_classify")) => {
+            return Err(ApiError::invalid(
+                "task",
+                format!(
+                    "`{}` pools with `task` \"{}\", not \"{task}\"",
+                    model.name,
+                    model.task()
+                ),
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "task",
+                format!(
+                    "unknown `task` \"{other}\": classifiers pool with \"classify\" or \"token_classify\""
+                ),
+            ));
+        }
+    }
+    let job = prepare(body, model, max_inputs)?;
+    let task = PoolingTask {
+        lengths: job.sequences.iter().map(TokenSequence::len).collect(),
+        use_activation: job.use_activation,
+    };
+    Ok((job, task))
+}
+
+impl PoolingTask {
+    pub(crate) fn answer(
+        self,
+        model: &ServedModel,
+        logits: &Logits,
+        id: String,
+        created: u64,
+        usage: Usage,
+    ) -> PoolingResponse {
+        let activation = model.activation();
+        let score = |row: &[f32]| {
+            if self.use_activation {
+                activation.apply(row)
+            } else {
+                row.to_vec()
+            }
+        };
+        let mut rows = logits.iter();
+        let values: Vec<PoolingValues> = match model.output {
+            OutputKind::Sequence => rows.map(|row| PoolingValues::Row(score(row))).collect(),
+            OutputKind::Token => self
+                .lengths
+                .iter()
+                .map(|&n| PoolingValues::Rows((&mut rows).take(n).map(score).collect()))
+                .collect(),
+        };
+        PoolingResponse {
+            id,
+            object: "list",
+            created,
+            model: model.name.clone(),
+            data: values
+                .into_iter()
+                .enumerate()
+                .map(|(index, data)| PoolingData {
+                    index,
+                    object: "pooling",
+                    data,
+                })
+                .collect(),
+            usage,
+        }
+    }
 }
 
 /// The classify answer: activated scores (or the raw logits) and the argmax label per input.
@@ -108,32 +199,11 @@ fn prepare_inputs(
             .map(|(i, text)| encode_text(model, request, i, text, body_limit))
             .collect::<Result<Vec<_>, _>>()?,
         Input::TokenIds { sequences, batched } => {
-            let mut checked = Vec::with_capacity(sequences.len());
-            for (i, ids) in sequences.iter().enumerate() {
-                let mut out = Vec::with_capacity(ids.len());
-                for (j, &id) in ids.iter().enumerate() {
-                    match u32::try_from(id) {
-                        Ok(id) if (id as usize) < model.vocab_size => out.push(id),
-                        _ => {
-                            let path = if *batched {
-                                format!("input[{i}][{j}]")
-                            } else {
-                                format!("input[{j}]")
-                            };
-                            return Err(ApiError::invalid(
-                                "input",
-                                format!(
-                                    "{path} = {id} is not a valid token id (vocab size {})",
-                                    model.vocab_size
-                                ),
-                            ));
-                        }
-                    }
+            let mut checked = checked_ids(model, sequences, *batched)?;
+            if let Some(limit) = body_limit {
+                for ids in &mut checked {
+                    model.tokenizer.truncate_ids(ids, limit);
                 }
-                if let Some(limit) = body_limit {
-                    model.tokenizer.truncate_ids(&mut out, limit);
-                }
-                checked.push(out);
             }
             checked
         }
@@ -153,6 +223,39 @@ fn prepare_inputs(
         }
     }
     Ok(sequences)
+}
+
+/// Token-id inputs as u32 ids below the model's vocabulary size; a 400 names the first that is not.
+pub(crate) fn checked_ids(
+    model: &ServedModel,
+    sequences: &[Vec<u64>],
+    batched: bool,
+) -> Result<Vec<Vec<u32>>, ApiError> {
+    let mut checked = Vec::with_capacity(sequences.len());
+    for (i, ids) in sequences.iter().enumerate() {
+        let mut out = Vec::with_capacity(ids.len());
+        for (j, &id) in ids.iter().enumerate() {
+            match u32::try_from(id) {
+                Ok(id) if (id as usize) < model.vocab_size => out.push(id),
+                _ => {
+                    let path = if batched {
+                        format!("input[{i}][{j}]")
+                    } else {
+                        format!("input[{j}]")
+                    };
+                    return Err(ApiError::invalid(
+                        "input",
+                        format!(
+                            "{path} = {id} is not a valid token id (vocab size {})",
+                            model.vocab_size
+                        ),
+                    ));
+                }
+            }
+        }
+        checked.push(out);
+    }
+    Ok(checked)
 }
 
 /// One text input's tokens: cut to `body_limit` when truncating, else refused past the max length (a long text

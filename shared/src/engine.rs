@@ -103,6 +103,11 @@ impl Logits {
         &self.values[i * self.width..(i + 1) * self.width]
     }
 
+    /// `count` rows from row `first`, one after another.
+    pub fn rows_slice(&self, first: usize, count: usize) -> &[f32] {
+        &self.values[first * self.width..(first + count) * self.width]
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[f32]> {
         self.values.chunks_exact(self.width)
     }

@@ -18,6 +18,7 @@ pub mod request_id;
 pub mod response;
 #[cfg(feature = "server")]
 pub mod server;
+mod token_classify;
 pub mod tokenize;
 
 pub use deployment::{Deployment, InferenceJob};

@@ -31,6 +31,8 @@ pub struct ServedModel {
     pub max_model_len: usize,
     /// Token ids must be below this (the embedding table's rows).
     pub vocab_size: usize,
+    /// One answer per input (classifiers, rerankers, reward models) or per token (token classification).
+    pub output: OutputKind,
     /// Unix seconds when the model was loaded.
     pub created: u64,
     /// The chat template for `messages` requests; `Err` says why the model's template cannot be used.
@@ -97,13 +99,6 @@ impl ServedModel {
     /// Joins the files with what the engine found in the weights. The max length is the position table's size,
     /// lowered by the tokenizer's `model_max_length` when that is smaller.
     pub fn new(name: String, files: ModelFiles, shape: ModelShape) -> Result<ServedModel, String> {
-        if shape.output == OutputKind::Token {
-            return Err(
-                "the model answers per token (token classification), which no route serves; \
-                 serve a sequence classifier (`*ForSequenceClassification`, logits [batch, num_labels])"
-                    .to_owned(),
-            );
-        }
         let labels = files.config.labels(shape.num_classes)?;
         let max_model_len = match files.tokenizer.model_max_length() {
             Some(limit) if limit > 0 => limit.min(shape.max_positions),
@@ -116,9 +111,18 @@ impl ServedModel {
             labels,
             max_model_len,
             vocab_size: shape.vocab_size,
+            output: shape.output,
             created: unix_now(),
             chat_template: files.chat_template,
         })
+    }
+
+    /// The task in vLLM's names: `classify` for one answer per input, `token_classify` per token.
+    pub fn task(&self) -> &'static str {
+        match self.output {
+            OutputKind::Sequence => "classify",
+            OutputKind::Token => "token_classify",
+        }
     }
 
     pub fn num_classes(&self) -> usize {

@@ -237,7 +237,7 @@ impl Body {
     }
 }
 
-fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
+pub(crate) fn parse_input(value: &Value, max_inputs: usize) -> Result<Input, ApiError> {
     let items = match value {
         Value::String(text) => {
             if text.trim().is_empty() {

@@ -94,6 +94,8 @@ pub struct ModelCard {
     pub num_labels: usize,
     pub labels: Vec<String>,
     pub architecture: String,
+    /// `classify` or `token_classify` (see `ServedModel::task`).
+    pub task: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -163,4 +165,69 @@ pub struct ZeroShotResponse {
     pub labels: Vec<String>,
     pub scores: Vec<f32>,
     pub usage: Usage,
+}
+
+/// `/v1/token-classify`: the entities of each input.
+#[derive(Debug, Serialize)]
+pub struct TokenClassifyResponse {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub data: Vec<TokenClassifyData>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenClassifyData {
+    pub index: usize,
+    pub entities: Vec<EntityBody>,
+    /// The input with its entities' spans replaced, when the request asked to redact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted: Option<String>,
+}
+
+/// An entity in the pipeline's keys: `entity` and the token's `index` per token (aggregation "none"),
+/// `entity_group` otherwise; no `word`, `start` or `end` for token-id inputs.
+#[derive(Debug, Serialize)]
+pub struct EntityBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entity_group: Option<String>,
+    pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub word: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<usize>,
+}
+
+/// vLLM's `/pooling` answer.
+#[derive(Debug, Serialize)]
+pub struct PoolingResponse {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub data: Vec<PoolingData>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PoolingData {
+    pub index: usize,
+    pub object: &'static str,
+    pub data: PoolingValues,
+}
+
+/// One row of scores per input (`classify`) or per token (`token_classify`).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PoolingValues {
+    Row(Vec<f32>),
+    Rows(Vec<Vec<f32>>),
 }

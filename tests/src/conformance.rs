@@ -541,7 +541,7 @@ pub fn routes(client: &Client) {
 /// deployment that `$client` (a `fn() -> Client`) reaches.
 #[macro_export]
 macro_rules! conformance_tests {
-    ($client:path, $models:expr) => {
+    ($client:path, $models:expr, $token_models:expr) => {
         $crate::conformance_tests!(@cases $client, $models;
             case01_string_input, case02_batch_of_strings, case03_token_ids, case04_probs_shape,
             case05_reference_parity, case06_usage, case07_truncation, case08_invalid_inputs, case09_max_length,
@@ -550,6 +550,9 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@pair_cases $client, $models;
             rerank_matches_transformers, score_matches_transformers, pair_errors,
             zero_shot_matches_the_pipeline, chat_matches_apply_chat_template);
+        $crate::conformance_tests!(@token_cases $client, $token_models;
+            token_classify_matches_the_pipeline, long_texts_in_windows_match_the_pipeline,
+            token_classify_options, pooling_matches_transformers_per_token);
 
         #[test]
         fn routes_health_and_method_errors() {
@@ -557,6 +560,19 @@ macro_rules! conformance_tests {
                 $crate::conformance::routes(&client);
             }
         }
+    };
+    (@token_cases $client:path, $models:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                let Some(client) = $crate::conformance::Deployment::client($client()) else {
+                    return;
+                };
+                for name in $models {
+                    $crate::token_cases::$case(&client, &$crate::fixtures::TokenFixture::load(name));
+                }
+            }
+        )*
     };
     (@pair_cases $client:path, $models:expr; $($case:ident),*) => {
         $(

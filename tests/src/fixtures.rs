@@ -37,6 +37,81 @@ pub const DECODER_MODELS: &[&str] = &[
 /// InternLM2's appends its `reward_token_id` to every input.
 pub const REWARD_MODELS: &[&str] = &["qwen2-reward", "llama-normal-weights", "internlm2-reward"];
 
+/// Token classifiers (NER and PII taggers), one per family, each also exported to ONNX for the edge; their
+/// references are `tokens.json` ([`TokenFixture`]).
+pub const TOKEN_MODELS: &[&str] = &[
+    "bert-ner",
+    "distilbert-ner",
+    "electra-ner",
+    "roberta-ner",
+    "xlm-roberta-ner",
+    "deberta-v3-pii",
+    "modernbert-pii",
+];
+
+/// The aggregation strategies of transformers' token-classification pipeline, each with a reference.
+pub const AGGREGATION_STRATEGIES: [&str; 5] = ["none", "simple", "first", "average", "max"];
+
+/// A token classifier and what transformers answers for it (tests/fixtures/token_models.py).
+#[derive(Debug, Clone)]
+pub struct TokenFixture {
+    pub name: String,
+    pub dir: PathBuf,
+    pub reference: TokenReference,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenReference {
+    pub architecture: String,
+    pub max_model_len: usize,
+    pub labels: Vec<String>,
+    pub inputs: Vec<TokenInput>,
+    pub stride: StrideReference,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenInput {
+    pub text: String,
+    pub ids: Vec<u32>,
+    /// One row of label scores per token, special tokens included.
+    pub logits: Vec<Vec<f32>>,
+    /// The pipeline's entities by aggregation strategy.
+    pub entities: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// The pipeline on a text longer than the max length with `stride`, by strategy ("none" refuses a stride).
+#[derive(Debug, Clone, Deserialize)]
+pub struct StrideReference {
+    pub text: String,
+    pub stride: usize,
+    pub entities: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+impl TokenFixture {
+    /// Reads `tests/fixtures/models/<name>/tokens.json`; panics (failing the test) when it is missing.
+    pub fn load(name: &str) -> TokenFixture {
+        let dir = models_dir().join(name);
+        let path = dir.join("tokens.json");
+        let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let reference =
+            serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        TokenFixture {
+            name: name.to_owned(),
+            dir,
+            reference,
+        }
+    }
+
+    /// The token ids of every reference input, in order.
+    pub fn reference_batch(&self) -> Vec<TokenSequence> {
+        self.reference
+            .inputs
+            .iter()
+            .map(|i| TokenSequence::single(i.ids.clone()))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Reference {
     pub architecture: String,

@@ -16,3 +16,4 @@ pub mod pair_cases;
 pub mod reliability;
 pub mod server_thread;
 pub mod spin;
+pub mod token_cases;

@@ -1,14 +1,16 @@
 //! `BertForSequenceClassification`: the BERT encoder, then the [CLS] hidden state through the pooler
-//! (dense + tanh) and the classifier. Its config struct is also RoBERTa's, XLM-R's and ELECTRA's.
+//! (dense + tanh) and the classifier; `BertForTokenClassification`: the classifier on every token (no pooler).
+//! Its config struct is also RoBERTa's, XLM-R's and ELECTRA's.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
-use classify_protocol::Engine;
+use classify_protocol::{Engine, OutputKind};
 use serde::Deserialize;
 
 use super::checkpoint::Checkpoint;
 use super::encoder::{
-    BERT_LAYER, Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerShape, Positions,
+    BERT_LAYER, Embeddings, EncoderClassifier, EncoderHead, EncoderParts, FirstTokenHead,
+    LayerShape, Positions,
 };
 use super::ops::Activation;
 
@@ -94,7 +96,7 @@ impl BertConfig {
         vb: &VarBuilder,
         prefix: &str,
         embeddings: Embeddings,
-        head: FirstTokenHead,
+        head: EncoderHead,
         pad_token_id: u32,
     ) -> anyhow::Result<Box<dyn Engine>> {
         Ok(Box::new(EncoderClassifier::new(EncoderParts {
@@ -110,16 +112,18 @@ impl BertConfig {
     }
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config = BertConfig::parse(&checkpoint)?;
     let vb = checkpoint.vb;
     let embeddings = config.embeddings(&vb.pp("bert.embeddings"), Positions::FromZero)?;
-    let head = FirstTokenHead::load(
-        vb.pp("bert.pooler.dense"),
-        Tensor::tanh,
-        vb.pp("classifier"),
-        config.hidden_size,
-    )?;
+    let head = EncoderHead::load(output, &vb, config.hidden_size, || {
+        FirstTokenHead::load(
+            vb.pp("bert.pooler.dense"),
+            Tensor::tanh,
+            vb.pp("classifier"),
+            config.hidden_size,
+        )
+    })?;
     config.classifier(
         &vb,
         "bert",

@@ -1,6 +1,7 @@
 //! `DebertaV2ForSequenceClassification` (DeBERTa-v2 and -v3, mDeBERTa): a post-norm encoder whose attention adds
 //! content→position (c2p) and position→content (p2c) scores over shared relative-position embeddings (log buckets
-//! in v3), the `ContextPooler` on the first token and the classifier, as transformers' `modeling_deberta_v2`.
+//! in v3), the `ContextPooler` on the first token and the classifier, as transformers' `modeling_deberta_v2`;
+//! `DebertaV2ForTokenClassification`: the classifier on every token.
 //!
 //! Written here rather than taken from candle-transformers, whose version projects the relative embeddings for
 //! every sequence of a batch (`repeat`) and multiplies them in one small product per head and sequence, runs only
@@ -9,7 +10,7 @@
 //! the whole batch. DeBERTa-v2 xlarge/xxlarge's convolution layer (`conv_kernel_size > 0`) runs after the first
 //! layer, as in transformers.
 
-use candle_core::{D, DType, Device, IndexOp, Module, Tensor};
+use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{
     Conv1d, Conv1dConfig, Embedding, Linear, VarBuilder, conv1d, embedding, linear, linear_no_bias,
 };
@@ -17,7 +18,7 @@ use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequen
 use serde::Deserialize;
 
 use super::checkpoint::{Checkpoint, into_logits};
-use super::encoder::FirstTokenHead;
+use super::encoder::{EncoderHead, FirstTokenHead};
 use super::ops::{Activation, AttentionLogits, Dense, LayerNorm, attend};
 use super::padded::RightPadded;
 
@@ -367,7 +368,7 @@ pub struct DebertaV2Classifier {
     relative: Option<RelativePositions>,
     layers: Vec<Layer>,
     conv: Option<ConvLayer>,
-    head: FirstTokenHead,
+    head: EncoderHead,
     pad_token_id: u32,
     shape: ModelShape,
 }
@@ -387,7 +388,7 @@ fn named_activation(name: &str) -> anyhow::Result<NamedActivation> {
     })
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config: DebertaV2Config = checkpoint.parse_config()?;
     anyhow::ensure!(
         config.num_attention_heads > 0
@@ -454,13 +455,16 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let conv = (config.conv_kernel_size > 0)
         .then(|| ConvLayer::load(&config, encoder.pp("conv")))
         .transpose()?;
-    let pooler_act = named_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))?;
-    let head = FirstTokenHead::load(
-        vb.pp("pooler.dense"),
-        pooler_act,
-        vb.pp("classifier"),
-        hidden,
-    )?;
+    let head = EncoderHead::load(output, &vb, hidden, || {
+        let pooler_act = named_activation(config.pooler_hidden_act.as_deref().unwrap_or("gelu"))
+            .map_err(candle_core::Error::wrap)?;
+        FirstTokenHead::load(
+            vb.pp("pooler.dense"),
+            pooler_act,
+            vb.pp("classifier"),
+            hidden,
+        )
+    })?;
     let max_positions = if config.position_biased_input {
         config.max_position_embeddings
     } else {
@@ -471,7 +475,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
         num_classes: head.num_classes()?,
         max_positions,
         vocab_size: config.vocab_size,
-        output: OutputKind::Sequence,
+        output,
     };
     Ok(Box::new(DebertaV2Classifier {
         words: embedding(config.vocab_size, width, embeddings.pp("word_embeddings"))?,
@@ -508,7 +512,7 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
 }
 
 impl DebertaV2Classifier {
-    /// The head's output, `[batch, num_classes]`.
+    /// The head's output, `[batch, num_classes]` (`[tokens, num_classes]` per token).
     fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let table = self.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
@@ -518,15 +522,15 @@ impl DebertaV2Classifier {
         let mask = padded.mask(0f32, f32::NEG_INFINITY);
         let keep = self.conv.as_ref().map(|_| padded.mask(1f32, 0f32));
         let mask = Tensor::from_vec(mask, (batch.len(), 1, 1, len), device)?.to_dtype(dtype)?;
-        let ids = Tensor::from_vec(padded.ids, shape, device)?;
+        let ids = Tensor::from_slice(&padded.ids, shape, device)?;
         let mut xs = self.words.forward(&ids)?;
         if let Some(positions) = &self.positions {
             let table = positions.embeddings().narrow(0, 0, len)?;
             xs = xs.broadcast_add(&table.unsqueeze(0)?)?;
         }
         if let Some(types) = &self.token_types {
-            let type_ids = match padded.type_ids {
-                Some(type_ids) => Tensor::from_vec(type_ids, shape, device)?,
+            let type_ids = match &padded.type_ids {
+                Some(type_ids) => Tensor::from_slice(type_ids, shape, device)?,
                 None => Tensor::zeros(shape, DType::U32, device)?,
             };
             xs = (xs + types.forward(&type_ids)?)?;
@@ -565,8 +569,7 @@ impl DebertaV2Classifier {
                 xs = conv.forward(&embedded, &xs, keep)?;
             }
         }
-        let first_token = xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?;
-        self.head.forward(&first_token)
+        self.head.forward_padded(&xs, &padded)
     }
 }
 

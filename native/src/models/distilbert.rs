@@ -1,14 +1,16 @@
 //! `DistilBertForSequenceClassification`: BERT's encoder under other names and sizes (`dim`, `n_layers`,
-//! `hidden_dim`), no token types, and the head `pre_classifier` + ReLU + `classifier` on the first token.
+//! `hidden_dim`), no token types, and the head `pre_classifier` + ReLU + `classifier` on the first token;
+//! `DistilBertForTokenClassification`: `classifier` on every token.
 //! Sinusoidal position tables (`sinusoidal_pos_embds`) are stored in the checkpoint like learned ones.
 
 use candle_core::Tensor;
-use classify_protocol::Engine;
+use classify_protocol::{Engine, OutputKind};
 use serde::Deserialize;
 
 use super::checkpoint::Checkpoint;
 use super::encoder::{
-    Embeddings, EncoderClassifier, EncoderParts, FirstTokenHead, LayerNames, LayerShape, Positions,
+    Embeddings, EncoderClassifier, EncoderHead, EncoderParts, FirstTokenHead, LayerNames,
+    LayerShape, Positions,
 };
 use super::ops::Activation;
 
@@ -40,7 +42,7 @@ struct DistilBertConfig {
     pad_token_id: Option<u32>,
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config: DistilBertConfig = checkpoint.parse_config()?;
     let vb = checkpoint.vb;
     let model = EncoderClassifier::new(EncoderParts {
@@ -63,12 +65,14 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
             layer_norm_eps: LAYER_NORM_EPS,
         },
         layer_names: &LAYER,
-        head: FirstTokenHead::load(
-            vb.pp("pre_classifier"),
-            Tensor::relu,
-            vb.pp("classifier"),
-            config.dim,
-        )?,
+        head: EncoderHead::load(output, &vb, config.dim, || {
+            FirstTokenHead::load(
+                vb.pp("pre_classifier"),
+                Tensor::relu,
+                vb.pp("classifier"),
+                config.dim,
+            )
+        })?,
         pad_token_id: config.pad_token_id.unwrap_or(0),
         vocab_size: config.vocab_size,
     })?;

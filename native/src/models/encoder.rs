@@ -1,5 +1,6 @@
-//! The post-norm transformer encoder BERT and its descendants share (DistilBERT, RoBERTa, XLM-R, ELECTRA), and
-//! the two-layer head on the first token they all classify with. Each architecture file names its tensors and
+//! The post-norm transformer encoder BERT and its descendants share (DistilBERT, RoBERTa, XLM-R, ELECTRA), the
+//! two-layer head on the first token they all classify sequences with, and the linear head on every token of
+//! their token classifiers. Each architecture file names its tensors and
 //! builds the embeddings; everything after the embeddings is here.
 //!
 //! Written here rather than taken from candle-transformers because its f16 mask is `(1 - mask) × finfo.min`, and
@@ -13,6 +14,7 @@ use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequen
 use super::checkpoint::into_logits;
 use super::ops::{Activation, AttentionLogits, Dense, LayerNorm, add_repeated, attend};
 use super::packed::{PackedBatch, PackedLayout};
+use super::padded::RightPadded;
 
 /// Where one encoder layer keeps its tensors, relative to the layer's prefix.
 pub struct LayerNames {
@@ -296,11 +298,72 @@ impl FirstTokenHead {
     }
 }
 
-/// An encoder with its head: the whole sequence classifier.
+/// What an encoder answers with.
+pub enum EncoderHead {
+    /// Sequence classification: the first token through a [`FirstTokenHead`].
+    FirstToken(FirstTokenHead),
+    /// Token classification (`*ForTokenClassification`): `classifier`, one linear layer, on every token.
+    EveryToken(Linear),
+}
+
+impl EncoderHead {
+    /// The head for `output`: the sequence head `first_token` loads, or the token classifiers' `classifier`
+    /// under `vb` (in f32).
+    pub fn load(
+        output: OutputKind,
+        vb: &VarBuilder,
+        hidden: usize,
+        first_token: impl FnOnce() -> candle_core::Result<FirstTokenHead>,
+    ) -> candle_core::Result<EncoderHead> {
+        Ok(match output {
+            OutputKind::Sequence => EncoderHead::FirstToken(first_token()?),
+            OutputKind::Token => EncoderHead::EveryToken(f32_linear(vb.pp("classifier"), hidden)?),
+        })
+    }
+
+    pub fn num_classes(&self) -> candle_core::Result<usize> {
+        match self {
+            EncoderHead::FirstToken(head) => head.num_classes(),
+            EncoderHead::EveryToken(classifier) => classifier.weight().dim(0),
+        }
+    }
+
+    fn output(&self) -> OutputKind {
+        match self {
+            EncoderHead::FirstToken(_) => OutputKind::Sequence,
+            EncoderHead::EveryToken(_) => OutputKind::Token,
+        }
+    }
+
+    /// `xs`: a right-padded batch's last hidden states `[batch, longest, hidden]` → `[batch, classes]` or
+    /// `[tokens, classes]` (the real tokens only).
+    pub fn forward_padded(&self, xs: &Tensor, padded: &RightPadded) -> candle_core::Result<Tensor> {
+        match self {
+            EncoderHead::FirstToken(head) => {
+                head.forward(&xs.i((.., 0))?.to_dtype(DType::F32)?.contiguous()?)
+            }
+            EncoderHead::EveryToken(classifier) => {
+                classifier.forward(&padded.real_rows(xs)?.to_dtype(DType::F32)?)
+            }
+        }
+    }
+
+    /// `xs`: the packed batch's last hidden states `[tokens, hidden]` → `[batch, classes]` or `[tokens, classes]`.
+    fn forward(&self, xs: &Tensor, layout: &PackedLayout) -> candle_core::Result<Tensor> {
+        match self {
+            EncoderHead::FirstToken(head) => {
+                head.forward(&layout.first_tokens(xs)?.to_dtype(DType::F32)?)
+            }
+            EncoderHead::EveryToken(classifier) => classifier.forward(&xs.to_dtype(DType::F32)?),
+        }
+    }
+}
+
+/// An encoder with its head: the whole sequence or token classifier.
 pub struct EncoderClassifier {
     embeddings: Embeddings,
     layers: Vec<Layer>,
-    head: FirstTokenHead,
+    head: EncoderHead,
     pad_token_id: u32,
     shape: ModelShape,
 }
@@ -313,7 +376,7 @@ pub struct EncoderParts<'a> {
     pub num_layers: usize,
     pub layer_shape: LayerShape,
     pub layer_names: &'static LayerNames,
-    pub head: FirstTokenHead,
+    pub head: EncoderHead,
     pub pad_token_id: u32,
     pub vocab_size: usize,
 }
@@ -330,7 +393,7 @@ impl EncoderClassifier {
                 num_classes: parts.head.num_classes()?,
                 max_positions: parts.embeddings.position_ids.usable(table_rows),
                 vocab_size: parts.vocab_size,
-                output: OutputKind::Sequence,
+                output: parts.head.output(),
             },
             embeddings: parts.embeddings,
             layers,
@@ -341,7 +404,7 @@ impl EncoderClassifier {
 }
 
 impl EncoderClassifier {
-    /// The head's output, `[batch, num_classes]`.
+    /// The head's output, `[batch, num_classes]` (`[tokens, num_classes]` per token).
     fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let table = self.embeddings.words.embeddings();
         let (device, dtype) = (table.device(), table.dtype());
@@ -367,8 +430,7 @@ impl EncoderClassifier {
         for layer in &self.layers {
             xs = layer.forward(&xs, &mask, &layout)?;
         }
-        let first_tokens = layout.first_tokens(&xs)?.to_dtype(DType::F32)?;
-        self.head.forward(&first_tokens)
+        self.head.forward(&xs, &layout)
     }
 }
 

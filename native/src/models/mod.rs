@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use candle_nn::VarBuilder;
+use classify_protocol::OutputKind::{Sequence, Token};
 use classify_protocol::model::file_names;
 use classify_protocol::{Engine, ModelFiles, ServedModel};
 
@@ -37,13 +38,25 @@ type Loader = fn(Checkpoint) -> anyhow::Result<Box<dyn Engine>>;
 /// Every architecture this server runs: its `architectures[0]` name and its loader. The startup error's list of
 /// supported names comes from here.
 pub const ARCHITECTURES: &[(&str, Loader)] = &[
-    ("BertForSequenceClassification", bert::load),
-    ("DistilBertForSequenceClassification", distilbert::load),
-    ("RobertaForSequenceClassification", roberta::load),
-    ("XLMRobertaForSequenceClassification", roberta::load),
-    ("ElectraForSequenceClassification", electra::load),
-    ("DebertaV2ForSequenceClassification", deberta_v2::load),
-    ("ModernBertForSequenceClassification", modernbert::load),
+    ("BertForSequenceClassification", |c| bert::load(c, Sequence)),
+    ("DistilBertForSequenceClassification", |c| {
+        distilbert::load(c, Sequence)
+    }),
+    ("RobertaForSequenceClassification", |c| {
+        roberta::load(c, Sequence)
+    }),
+    ("XLMRobertaForSequenceClassification", |c| {
+        roberta::load(c, Sequence)
+    }),
+    ("ElectraForSequenceClassification", |c| {
+        electra::load(c, Sequence)
+    }),
+    ("DebertaV2ForSequenceClassification", |c| {
+        deberta_v2::load(c, Sequence)
+    }),
+    ("ModernBertForSequenceClassification", |c| {
+        modernbert::load(c, Sequence)
+    }),
     ("LlamaForSequenceClassification", llama::load),
     ("Qwen2ForSequenceClassification", qwen2::load),
     ("Qwen3ForSequenceClassification", qwen3::load),
@@ -54,6 +67,21 @@ pub const ARCHITECTURES: &[(&str, Loader)] = &[
         llama::load_normal_weights,
     ),
     ("InternLM2ForRewardModel", internlm2::load),
+    ("BertForTokenClassification", |c| bert::load(c, Token)),
+    ("DistilBertForTokenClassification", |c| {
+        distilbert::load(c, Token)
+    }),
+    ("RobertaForTokenClassification", |c| roberta::load(c, Token)),
+    ("XLMRobertaForTokenClassification", |c| {
+        roberta::load(c, Token)
+    }),
+    ("ElectraForTokenClassification", |c| electra::load(c, Token)),
+    ("DebertaV2ForTokenClassification", |c| {
+        deberta_v2::load(c, Token)
+    }),
+    ("ModernBertForTokenClassification", |c| {
+        modernbert::load(c, Token)
+    }),
 ];
 
 /// The names of [`ARCHITECTURES`].

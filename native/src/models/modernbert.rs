@@ -1,7 +1,8 @@
 //! `ModernBertForSequenceClassification`: a pre-norm encoder with rotary positions (one theta for global layers,
 //! another for local ones), layers alternating between global attention and a sliding window of
 //! `local_attention` tokens, GeGLU MLPs, biases and norm biases only where config.json asks for them, then
-//! `classifier_pooling` (`cls` or `mean`) and the head `dense` + activation + norm before the classifier.
+//! `classifier_pooling` (`cls` or `mean`) and the head `dense` + activation + norm before the classifier;
+//! `ModernBertForTokenClassification`: the same head and classifier on every token.
 //! Reads both config layouts: transformers 5's `layer_types` + `rope_parameters`, and the hub's
 //! `global_attn_every_n_layers` + `global_rope_theta` / `local_rope_theta`.
 
@@ -133,6 +134,17 @@ impl Layer {
     }
 }
 
+/// What the head reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadInput {
+    /// The first token (`classifier_pooling: cls`).
+    FirstToken,
+    /// The mean of the real tokens (`classifier_pooling: mean`).
+    Mean,
+    /// Every token (token classification).
+    EveryToken,
+}
+
 pub struct ModernBertClassifier {
     embeddings: Embedding,
     embedding_norm: LayerNorm,
@@ -142,7 +154,7 @@ pub struct ModernBertClassifier {
     head_activation: Activation,
     head_norm: LayerNorm,
     classifier: Dense,
-    mean_pooling: bool,
+    head_input: HeadInput,
     global_rope: Rope,
     local_rope: Rope,
     /// Half the sliding window: a local layer's token sees tokens at most this far away.
@@ -155,7 +167,7 @@ pub struct ModernBertClassifier {
     device: Device,
 }
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config: ModernBertConfig = checkpoint.parse_config()?;
     let raw: Value = checkpoint.parse_config()?;
     let (hidden, heads) = (config.hidden_size, config.num_attention_heads);
@@ -208,10 +220,14 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
             num_classes: classifier.weight_rows()?,
             max_positions: config.max_position_embeddings,
             vocab_size: config.vocab_size,
-            output: OutputKind::Sequence,
+            output,
         },
         classifier,
-        mean_pooling: pooling == "mean",
+        head_input: match (output, pooling) {
+            (OutputKind::Token, _) => HeadInput::EveryToken,
+            (OutputKind::Sequence, "mean") => HeadInput::Mean,
+            (OutputKind::Sequence, _) => HeadInput::FirstToken,
+        },
         global_rope: theta("full_attention", "global_rope_theta", 160_000.0),
         local_rope: theta("sliding_attention", "local_rope_theta", 10_000.0),
         local_reach: config.local_attention / 2,
@@ -274,13 +290,13 @@ impl ModernBertClassifier {
 }
 
 impl ModernBertClassifier {
-    /// The head's output, `[batch, num_classes]`.
+    /// The head's output, `[batch, num_classes]` (`[tokens, num_classes]` per token).
     fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
         let padded = RightPadded::new(batch, self.pad_token_id);
         let longest = padded.longest;
         let padding = padded.mask(0f32, f32::NEG_INFINITY);
-        let ids = Tensor::from_vec(padded.ids, (batch.len(), longest), &self.device)?;
+        let ids = Tensor::from_slice(&padded.ids, (batch.len(), longest), &self.device)?;
         let mut xs = self
             .embedding_norm
             .forward(&self.embeddings.forward(&ids)?)?;
@@ -316,18 +332,20 @@ impl ModernBertClassifier {
             xs = (&xs + layer.mlp_out.forward(&inner)?)?;
         }
         let xs = self.final_norm.forward(&xs)?;
-        let pooled = if self.mean_pooling {
-            let weights: Vec<f32> = lengths
-                .iter()
-                .flat_map(|&real| {
-                    (0..longest).map(move |i| if i < real { 1.0 / real as f32 } else { 0.0 })
-                })
-                .collect();
-            let weights = Tensor::from_vec(weights, (batch.len(), 1, longest), &self.device)?
-                .to_dtype(dtype)?;
-            weights.matmul(&xs)?.squeeze(1)?
-        } else {
-            xs.i((.., 0))?.contiguous()?
+        let pooled = match self.head_input {
+            HeadInput::Mean => {
+                let weights: Vec<f32> = lengths
+                    .iter()
+                    .flat_map(|&real| {
+                        (0..longest).map(move |i| if i < real { 1.0 / real as f32 } else { 0.0 })
+                    })
+                    .collect();
+                let weights = Tensor::from_vec(weights, (batch.len(), 1, longest), &self.device)?
+                    .to_dtype(dtype)?;
+                weights.matmul(&xs)?.squeeze(1)?
+            }
+            HeadInput::FirstToken => xs.i((.., 0))?.contiguous()?,
+            HeadInput::EveryToken => padded.real_rows(&xs)?,
         };
         let head = self.head_norm.forward(
             &self

@@ -1,6 +1,7 @@
 //! A batch padded on the right to its longest sequence, with its attention mask: the layout of the models that
 //! do not run packed batches (`packed.rs`).
 
+use candle_core::Tensor;
 use classify_protocol::TokenSequence;
 
 /// A batch padded on the right with `pad` to its longest sequence.
@@ -49,5 +50,41 @@ impl RightPadded {
             mask.extend(std::iter::repeat_n(padding, self.longest - length));
         }
         mask
+    }
+
+    /// The rows of the real tokens of a `[batch, longest, hidden]` tensor as `[tokens, hidden]`, sequence after
+    /// sequence: what a head on every token reads.
+    pub fn real_rows(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let (batch, longest, hidden) = xs.dims3()?;
+        let mut rows = Vec::with_capacity(self.lengths.iter().sum());
+        for (i, &length) in self.lengths.iter().enumerate() {
+            rows.extend((0..length).map(|j| (i * longest + j) as u32));
+        }
+        let count = rows.len();
+        let rows = Tensor::from_vec(rows, count, xs.device())?;
+        xs.reshape((batch * longest, hidden))?
+            .index_select(&rows, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    #[test]
+    fn real_rows_leave_the_padding_out() {
+        let (a, b) = (
+            TokenSequence::single(vec![1, 2, 3]),
+            TokenSequence::single(vec![4]),
+        );
+        let padded = RightPadded::new(&[&a, &b], 0);
+        let xs = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 3, 1))
+            .unwrap();
+        let rows: Vec<Vec<f32>> = padded.real_rows(&xs).unwrap().to_vec2().unwrap();
+        assert_eq!(rows, [[0.0], [1.0], [2.0], [3.0]]);
     }
 }

@@ -1,25 +1,28 @@
 //! `RobertaForSequenceClassification` and `XLMRobertaForSequenceClassification` (the same model under
 //! `roberta.*`): BERT's encoder with position ids counted from `pad_token_id + 1` that skip pad tokens, a
-//! one-row token-type table, and the head `classifier.dense` + tanh + `classifier.out_proj` on `<s>`.
+//! one-row token-type table, and the head `classifier.dense` + tanh + `classifier.out_proj` on `<s>`; their
+//! `*ForTokenClassification`: `classifier` on every token.
 
 use candle_core::Tensor;
-use classify_protocol::Engine;
+use classify_protocol::{Engine, OutputKind};
 
 use super::bert::BertConfig;
 use super::checkpoint::Checkpoint;
-use super::encoder::{FirstTokenHead, Positions};
+use super::encoder::{EncoderHead, FirstTokenHead, Positions};
 
-pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config = BertConfig::parse(&checkpoint)?;
     let pad = config.pad_token_id.unwrap_or(1);
     let vb = checkpoint.vb;
     let positions = Positions::AfterPadding { padding_idx: pad };
     let embeddings = config.embeddings(&vb.pp("roberta.embeddings"), positions)?;
-    let head = FirstTokenHead::load(
-        vb.pp("classifier.dense"),
-        Tensor::tanh,
-        vb.pp("classifier.out_proj"),
-        config.hidden_size,
-    )?;
+    let head = EncoderHead::load(output, &vb, config.hidden_size, || {
+        FirstTokenHead::load(
+            vb.pp("classifier.dense"),
+            Tensor::tanh,
+            vb.pp("classifier.out_proj"),
+            config.hidden_size,
+        )
+    })?;
     config.classifier(&vb, "roberta", embeddings, head, pad)
 }

@@ -6,14 +6,16 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 
-use crate::classify;
+use crate::classify::{self, PoolingTask};
 use crate::deployment::{Deployment, InferenceJob};
-use crate::engine::TokenSequence;
+use crate::engine::{OutputKind, TokenSequence};
 use crate::error::{ApiError, ErrorKind};
+use crate::model::ServedModel;
 use crate::pairs::{self, PairTask};
 use crate::request::Body;
 use crate::request_id;
 use crate::response::{ModelCard, ModelList, Usage, error_response, json_response, unix_now};
+use crate::token_classify::{self, TokenTask};
 
 /// Limits and credentials of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub enum Route {
     Rerank,
     Score,
     ZeroShot,
+    TokenClassify,
+    Pooling,
     Models,
     Health,
     Tokenize,
@@ -101,6 +105,10 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/v1/score", Route::Score),
     ("/score", Route::Score),
     ("/v1/zero-shot", Route::ZeroShot),
+    ("/v1/token-classify", Route::TokenClassify),
+    ("/token-classify", Route::TokenClassify),
+    ("/pooling", Route::Pooling),
+    ("/v1/pooling", Route::Pooling),
     ("/v1/models", Route::Models),
     ("/health", Route::Health),
     ("/tokenize", Route::Tokenize),
@@ -115,9 +123,13 @@ impl Route {
 
     pub fn method(self) -> Method {
         match self {
-            Route::Classify | Route::Rerank | Route::Score | Route::ZeroShot | Route::Tokenize => {
-                Method::POST
-            }
+            Route::Classify
+            | Route::Rerank
+            | Route::Score
+            | Route::ZeroShot
+            | Route::TokenClassify
+            | Route::Pooling
+            | Route::Tokenize => Method::POST,
             Route::Models | Route::Health | Route::OpenApi => Method::GET,
         }
     }
@@ -193,9 +205,13 @@ pub async fn handle_with<D: Deployment, C: CpuWork>(
             Err(ApiError::payload_too_large(config.max_body_bytes))
         }
         Ok(()) => match route {
-            Route::Classify | Route::Rerank | Route::Score | Route::ZeroShot | Route::Tokenize => {
-                model_route(deployment, cpu, config, route, request).await
-            }
+            Route::Classify
+            | Route::Rerank
+            | Route::Score
+            | Route::ZeroShot
+            | Route::TokenClassify
+            | Route::Pooling
+            | Route::Tokenize => model_route(deployment, cpu, config, route, request).await,
             Route::Models => Ok(json_response(&model_list(deployment).await)),
             Route::Health => deployment
                 .health()
@@ -249,6 +265,8 @@ struct ModelJob {
 enum Task {
     Classify { use_activation: bool },
     Pairs(PairTask),
+    Tokens(TokenTask),
+    Pooling(PoolingTask),
 }
 
 fn prepare<D: Deployment>(
@@ -272,9 +290,36 @@ fn prepare<D: Deployment>(
     let (_, model) = local?;
     let max_inputs = config.max_inputs_per_request;
     let started = Instant::now();
+    if !matches!(route, Route::Tokenize | Route::Pooling) {
+        check_task(route, model)?;
+    }
     let pairs = match route {
         Route::Tokenize => {
             return classify::tokenize(model, body).map(|r| Prepared::Answered(json_response(&r)));
+        }
+        Route::TokenClassify => {
+            let job = token_classify::prepare(body, model, max_inputs)?;
+            return Ok(Prepared::Run(ModelJob {
+                model: name,
+                sequences: job.sequences,
+                priority: job.priority,
+                rid: job.rid,
+                user: job.user,
+                task: Task::Tokens(job.task),
+                tokenization: started.elapsed(),
+            }));
+        }
+        Route::Pooling => {
+            let (job, task) = classify::prepare_pooling(body, model, max_inputs)?;
+            return Ok(Prepared::Run(ModelJob {
+                model: name,
+                sequences: job.sequences,
+                priority: job.priority,
+                rid: job.rid,
+                user: job.user,
+                task: Task::Pooling(task),
+                tokenization: started.elapsed(),
+            }));
         }
         Route::Classify => None,
         Route::Rerank => Some(pairs::rerank(&body, model, max_inputs)?),
@@ -310,6 +355,29 @@ fn prepare<D: Deployment>(
         }
     };
     Ok(Prepared::Run(job))
+}
+
+/// A token classifier answers `/v1/token-classify` only, and that route only it: a 400 names the route to use.
+fn check_task(route: Route, model: &ServedModel) -> Result<(), ApiError> {
+    let per_token = model.output == OutputKind::Token;
+    if per_token == (route == Route::TokenClassify) {
+        return Ok(());
+    }
+    let (kind, instead) = if per_token {
+        (
+            "a token classification model (one answer per token)",
+            "/v1/token-classify",
+        )
+    } else {
+        (
+            "a sequence classification model (one answer per input)",
+            "/v1/classify",
+        )
+    };
+    Err(ApiError::invalid(
+        "model",
+        format!("`{}` is {kind}: send it to {instead}", model.name),
+    ))
 }
 
 /// The name of the one model served here, if exactly one is.
@@ -398,7 +466,10 @@ async fn run<D: Deployment>(
         prompt_tokens,
         "classify"
     );
-    let count = sequences.len();
+    let rows = match model.output {
+        OutputKind::Sequence => sequences.len(),
+        OutputKind::Token => prompt_tokens,
+    };
     let logits = deployment
         .run(
             index,
@@ -410,22 +481,25 @@ async fn run<D: Deployment>(
         )
         .await?;
     logits
-        .check_rows(count, model.num_classes())
+        .check_rows(rows, model.num_classes())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let logits = logits.into_rows();
     let id = request_id::response_id(rid.as_deref(), http_request.headers());
     let created = unix_now();
     let usage = Usage::prompt_only(prompt_tokens);
     Ok(match task {
-        Task::Pairs(task) => json_response(&task.answer(model, logits, id, created, usage)),
+        Task::Pairs(task) => {
+            json_response(&task.answer(model, logits.into_rows(), id, created, usage))
+        }
         Task::Classify { use_activation } => json_response(&classify::answer(
             model,
-            logits,
+            logits.into_rows(),
             use_activation,
             id,
             created,
             usage,
         )),
+        Task::Tokens(task) => json_response(&task.answer(model, &logits, id, created, usage)),
+        Task::Pooling(task) => json_response(&task.answer(model, &logits, id, created, usage)),
     })
 }
 
@@ -443,6 +517,7 @@ async fn model_list<D: Deployment>(deployment: &D) -> ModelList {
             num_labels: model.num_classes(),
             labels: model.labels.clone(),
             architecture: model.architecture().to_owned(),
+            task: model.task(),
         })
         .filter_map(|card| serde_json::to_value(card).ok())
         .collect();

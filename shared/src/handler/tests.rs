@@ -27,6 +27,20 @@ impl FakeDeployment {
     }
 
     fn with_config(names: &[&str], labels: &[&str], config: &str) -> FakeDeployment {
+        FakeDeployment::with_output(names, labels, config, OutputKind::Sequence)
+    }
+
+    /// Token models score each token by its id: 5 for the label `id % labels`, 0 for the others.
+    fn tagger(labels: &[&str]) -> FakeDeployment {
+        FakeDeployment::with_output(&["tagger"], labels, "{}", OutputKind::Token)
+    }
+
+    fn with_output(
+        names: &[&str],
+        labels: &[&str],
+        config: &str,
+        output: OutputKind,
+    ) -> FakeDeployment {
         let models = names
             .iter()
             .map(|name| ServedModel {
@@ -36,6 +50,7 @@ impl FakeDeployment {
                 labels: labels.iter().map(|l| (*l).to_owned()).collect(),
                 max_model_len: 16,
                 vocab_size: 9,
+                output,
                 created: 0,
                 chat_template: Ok(None),
             })
@@ -55,11 +70,23 @@ impl Deployment for FakeDeployment {
 
     async fn run(&self, model: usize, job: InferenceJob) -> Result<Logits, ApiError> {
         let width = self.models[model].num_classes();
-        let rows = job
-            .sequences
-            .iter()
-            .map(|s| vec![s.type_ids.iter().flatten().sum::<u32>() as f32; width])
-            .collect();
+        let rows = match self.models[model].output {
+            OutputKind::Sequence => job
+                .sequences
+                .iter()
+                .map(|s| vec![s.type_ids.iter().flatten().sum::<u32>() as f32; width])
+                .collect(),
+            OutputKind::Token => job
+                .sequences
+                .iter()
+                .flat_map(|s| &s.ids)
+                .map(|&id| {
+                    let mut row = vec![0.0; width];
+                    row[id as usize % width] = 5.0;
+                    row
+                })
+                .collect(),
+        };
         self.last_job.replace(job.sequences);
         Logits::from_rows(width, rows).map_err(|e| ApiError::internal(e.to_string()))
     }
@@ -319,5 +346,217 @@ fn the_openapi_document_lists_every_route_and_error_type() {
             .as_array()
             .is_some_and(|t| t.iter().any(|t| t == kind.as_str()));
         assert!(listed, "{} is missing", kind.as_str());
+    }
+}
+
+const TAGS: [&str; 3] = ["O", "B-X", "I-X"];
+
+#[test]
+fn token_classify_groups_tags_into_entities_and_redacts_them() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    // a = 4 → B-X, b = 5 → I-X, c = 6 → O, d = 7 → B-X.
+    let raw = r#"{"input": ["a b c d", "c"], "redact": true}"#;
+    let (status, body) = post(&tagger, "/v1/token-classify", raw);
+    assert_eq!(status, 200, "{body}");
+    let entities = &body["data"][0]["entities"];
+    assert_eq!(entities.as_array().unwrap().len(), 2, "{body}");
+    assert_eq!(entities[0]["entity_group"], "X");
+    assert_eq!(entities[0]["word"], "a b");
+    assert_eq!(
+        (entities[0]["start"].as_u64(), entities[0]["end"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(entities[1]["word"], "d");
+    assert_eq!(body["data"][0]["redacted"], "[X] c [X]");
+    assert_eq!(body["data"][1]["entities"], serde_json::json!([]));
+    assert_eq!(body["data"][1]["redacted"], "c");
+    assert_eq!(body["usage"]["prompt_tokens"], 9);
+    let (_, body) = post(
+        &tagger,
+        "/token-classify",
+        r#"{"input": "a b c", "aggregation_strategy": "NONE", "ignore_labels": []}"#,
+    );
+    let tokens = body["data"][0]["entities"].as_array().unwrap();
+    let labels: Vec<&str> = tokens
+        .iter()
+        .map(|t| t["entity"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["B-X", "I-X", "O"], "{body}");
+    assert_eq!(tokens[1]["index"], 2);
+    assert!(tokens[1].get("entity_group").is_none());
+}
+
+#[test]
+fn token_ids_give_entities_without_words_or_offsets() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    let (status, body) = post(
+        &tagger,
+        "/v1/token-classify",
+        r#"{"input": [2, 4, 5, 6, 3]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let entity = &body["data"][0]["entities"][0];
+    assert_eq!(entity["entity_group"], "X");
+    assert!(
+        entity.get("word").is_none() && entity.get("start").is_none(),
+        "{body}"
+    );
+    let (status, body) = post(
+        &tagger,
+        "/v1/token-classify",
+        r#"{"input": [4, 5], "redact": true}"#,
+    );
+    assert_eq!((status, body["param"].as_str()), (400, Some("redact")));
+}
+
+#[test]
+fn long_texts_are_refused_cut_or_classified_in_windows() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    // 20 tokens with [CLS] and [SEP]; the fake models' max length is 16.
+    let text = "a b c d a b c d a b c d a b c d a b";
+    let (status, body) = post(
+        &tagger,
+        "/v1/token-classify",
+        &format!(r#"{{"input": "{text}"}}"#),
+    );
+    assert_eq!((status, body["param"].as_str()), (400, Some("input")));
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("truncate_prompt_tokens") && message.contains("stride"),
+        "{message}"
+    );
+    let cut = format!(r#"{{"input": "{text}", "truncate_prompt_tokens": 6}}"#);
+    let (_, body) = post(&tagger, "/v1/token-classify", &cut);
+    assert_eq!(
+        body["data"][0]["entities"].as_array().unwrap().len(),
+        2,
+        "{body}"
+    );
+    let windows = format!(r#"{{"input": "{text}", "stride": 4}}"#);
+    let (status, body) = post(&tagger, "/v1/token-classify", &windows);
+    assert_eq!(status, 200, "{body}");
+    let starts: Vec<u64> = body["data"][0]["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["start"].as_u64().unwrap())
+        .collect();
+    assert_eq!(starts, [0, 6, 8, 14, 16, 22, 24, 30, 32], "{body}");
+    for (field, raw) in [
+        ("stride", format!(r#"{{"input": "{text}", "stride": 14}}"#)),
+        (
+            "stride",
+            r#"{"input": "a", "stride": 1, "aggregation_strategy": "none"}"#.to_owned(),
+        ),
+        (
+            "stride",
+            r#"{"input": "a", "stride": 1, "truncate_prompt_tokens": 4}"#.to_owned(),
+        ),
+        (
+            "aggregation_strategy",
+            r#"{"input": "a", "aggregation_strategy": "mean"}"#.to_owned(),
+        ),
+        ("threshold", r#"{"input": "a", "threshold": 2}"#.to_owned()),
+        (
+            "ignore_labels",
+            r#"{"input": "a", "ignore_labels": "O"}"#.to_owned(),
+        ),
+        ("redact", r#"{"input": "a", "redact": "yes"}"#.to_owned()),
+    ] {
+        let (status, body) = post(&tagger, "/v1/token-classify", &raw);
+        assert_eq!(
+            (status, body["param"].as_str()),
+            (400, Some(field)),
+            "{raw}: {body}"
+        );
+    }
+}
+
+#[test]
+fn threshold_keeps_entities_scoring_at_least_it() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    // Every token scores e^5 / (e^5 + 2) ≈ 0.9867.
+    let raw = |threshold: f32| format!(r#"{{"input": "a b c d", "threshold": {threshold}}}"#);
+    let (_, body) = post(&tagger, "/v1/token-classify", &raw(0.98));
+    assert_eq!(body["data"][0]["entities"].as_array().unwrap().len(), 2);
+    let (_, body) = post(&tagger, "/v1/token-classify", &raw(0.99));
+    assert_eq!(body["data"][0]["entities"], serde_json::json!([]));
+}
+
+#[test]
+fn each_kind_of_model_names_the_route_it_answers() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    for path in ["/v1/classify", "/v1/score", "/v1/rerank", "/v1/zero-shot"] {
+        let (status, body) = post(
+            &tagger,
+            path,
+            r#"{"input": "a", "text_1": "a", "text_2": "b"}"#,
+        );
+        assert_eq!(status, 400, "{path}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("/v1/token-classify"),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = post(&tagger, "/tokenize", r#"{"prompt": "a"}"#);
+    assert_eq!(status, 200);
+    let classifier = FakeDeployment::new(&["m"]);
+    let (status, body) = post(&classifier, "/v1/token-classify", r#"{"input": "a"}"#);
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("/v1/classify"),
+        "{body}"
+    );
+    let request = Request::get("/v1/models").body(Vec::new()).unwrap();
+    for (deployment, task) in [(&tagger, "token_classify"), (&classifier, "classify")] {
+        let response =
+            futures_executor::block_on(handle(deployment, &HandlerConfig::default(), &request));
+        let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(json["data"][0]["task"], task);
+    }
+}
+
+#[test]
+fn pooling_answers_rows_per_token_or_per_input_in_vllms_shape() {
+    let tagger = FakeDeployment::tagger(&TAGS);
+    let raw = r#"{"input": ["a b", "c"], "task": "token_classify", "use_activation": false}"#;
+    let (status, body) = post(&tagger, "/pooling", raw);
+    assert_eq!(status, 200, "{body}");
+    // [CLS] a b [SEP] and [CLS] c [SEP]: ids 2 4 5 3 and 2 6 3, scored at id % 3.
+    let rows = &body["data"][0]["data"];
+    assert_eq!(rows.as_array().unwrap().len(), 4, "{body}");
+    assert_eq!(rows[1], serde_json::json!([0.0, 5.0, 0.0]));
+    assert_eq!(body["data"][1]["data"].as_array().unwrap().len(), 3);
+    assert_eq!(body["data"][1]["object"], "pooling");
+    assert_eq!(body["usage"]["prompt_tokens"], 7);
+    let (_, body) = post(&tagger, "/v1/pooling", r#"{"input": "a"}"#);
+    let probs: f64 = body["data"][0]["data"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .sum();
+    assert!((probs - 1.0).abs() < 1e-6, "{body}");
+    let classifier = FakeDeployment::new(&["m"]);
+    let (status, body) = post(
+        &classifier,
+        "/pooling",
+        r#"{"input": "a", "task": "classify"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["data"].as_array().unwrap().len(), 2);
+    for (deployment, raw) in [
+        (&classifier, r#"{"input": "a", "task": "token_classify"}"#),
+        (&tagger, r#"{"input": "a", "task": "embed"}"#),
+    ] {
+        let (status, body) = post(deployment, "/pooling", raw);
+        assert_eq!(
+            (status, body["param"].as_str()),
+            (400, Some("task")),
+            "{body}"
+        );
     }
 }

@@ -16,6 +16,10 @@ pub struct TextTokenizer {
     /// Bytes of the longest vocabulary entry: no token covers more of the text than that (about), which sizes the
     /// first prefix of a long text to tokenize.
     longest_token_bytes: usize,
+    /// The unknown token: tokenizer_config.json's `unk_token` (what transformers reports), else the model's own.
+    pub(super) unk_id: Option<u32>,
+    /// The ids the post-processor adds to a single text (`[CLS]`, `[SEP]`; `<s>`, `</s>`).
+    pub(super) template_ids: Vec<u32>,
 }
 
 /// Why a text could not be tokenized within a limit.
@@ -79,6 +83,11 @@ impl TextTokenizer {
             .get("model_max_length")
             .and_then(Value::as_u64)
             .and_then(|n| usize::try_from(n).ok());
+        let unk_id = unk_token(&config, &inner).and_then(|token| inner.token_to_id(&token));
+        let template_ids = inner
+            .encode("", true)
+            .map(|e| e.get_ids().to_vec())
+            .unwrap_or_default();
         let num_special_tokens = inner
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));
@@ -100,6 +109,8 @@ impl TextTokenizer {
                 .unwrap_or(TruncationDirection::Right),
             model_max_length,
             longest_token_bytes,
+            unk_id,
+            template_ids,
         })
     }
 
@@ -226,6 +237,24 @@ impl TextTokenizer {
             }
         }
     }
+}
+
+/// The unknown token's text: tokenizer_config.json's `unk_token` (a string or an added-token object), else the
+/// WordPiece or BPE model's.
+fn unk_token(config: &Value, tokenizer: &Tokenizer) -> Option<String> {
+    let configured = match config.get("unk_token") {
+        Some(Value::String(token)) => Some(token.clone()),
+        Some(object) => object
+            .get("content")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        None => None,
+    };
+    configured.or_else(|| match tokenizer.get_model() {
+        tokenizers::ModelWrapper::WordPiece(model) => Some(model.unk_token.clone()),
+        tokenizers::ModelWrapper::BPE(model) => model.unk_token.clone(),
+        _ => None,
+    })
 }
 
 /// The first (or, from the left, last) at most `window` bytes of `text`, ending before (starting at) a whitespace

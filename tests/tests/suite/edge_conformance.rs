@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
-use classify_tests::fixtures::{ENCODER_MODELS, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, TOKEN_MODELS, models_dir};
 
 /// One component instance host for all these tests, with every fixture mounted and no native server.
 fn client() -> Client {
@@ -15,4 +15,4 @@ fn client() -> Client {
     Client::new(&server.base_url)
 }
 
-classify_tests::conformance_tests!(client, ENCODER_MODELS);
+classify_tests::conformance_tests!(client, ENCODER_MODELS, TOKEN_MODELS);

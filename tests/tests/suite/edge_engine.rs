@@ -6,7 +6,7 @@ use classify_protocol::Engine;
 use classify_protocol::config::ModelConfig;
 use classify_tests::conformance::{REFERENCE_TOLERANCE, assert_close};
 use classify_tests::exports::exported_files;
-use classify_tests::fixtures::{ENCODER_MODELS, Fixture, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, Fixture, TOKEN_MODELS, models_dir};
 
 #[test]
 fn onnx_models_load_and_others_are_skipped() {
@@ -14,7 +14,7 @@ fn onnx_models_load_and_others_are_skipped() {
     let failures = models.load_all();
     assert!(failures.is_empty(), "{failures:?}");
     let served: Vec<&str> = models.loaded().map(|m| m.served.name.as_str()).collect();
-    let mut encoders = ENCODER_MODELS.to_vec();
+    let mut encoders = [ENCODER_MODELS, TOKEN_MODELS].concat();
     encoders.sort_unstable();
     assert_eq!(served, encoders);
     assert!(

@@ -11,3 +11,4 @@ mod pair_encodings;
 mod shutdown;
 mod spin_edge;
 mod spin_manifest;
+mod token_engines;

@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::fixtures::{DECODER_MODELS, ENCODER_MODELS, REWARD_MODELS, models_dir};
+use classify_tests::fixtures::{
+    DECODER_MODELS, ENCODER_MODELS, REWARD_MODELS, TOKEN_MODELS, models_dir,
+};
 use classify_tests::native::NativeServer;
 
 fn all_models() -> impl Iterator<Item = &'static &'static str> {
@@ -18,14 +20,17 @@ fn all_models() -> impl Iterator<Item = &'static &'static str> {
 fn client() -> Client {
     static SERVER: OnceLock<NativeServer> = OnceLock::new();
     let server = SERVER.get_or_init(|| {
-        let dirs: Vec<_> = all_models().map(|m| models_dir().join(m)).collect();
+        let dirs: Vec<_> = all_models()
+            .chain(TOKEN_MODELS)
+            .map(|m| models_dir().join(m))
+            .collect();
         let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
         NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native server: {e:#}"))
     });
     Client::new(&server.base_url)
 }
 
-classify_tests::conformance_tests!(client, all_models());
+classify_tests::conformance_tests!(client, all_models(), TOKEN_MODELS);
 
 /// Every row of the native registry (`ARCHITECTURES`) is run by the conformance suite above on a fixture of that
 /// architecture, and has its row in the README's architecture table.
@@ -35,6 +40,7 @@ fn every_architecture_has_a_fixture_and_a_readme_row() {
     let readme = std::fs::read_to_string(&readme_path)
         .unwrap_or_else(|e| panic!("{}: {e}", readme_path.display()));
     let fixture_architectures: Vec<(String, &str)> = all_models()
+        .chain(TOKEN_MODELS)
         .map(|name| {
             let config = std::fs::read(models_dir().join(name).join("config.json"))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -14,7 +14,7 @@ use classify_tests::edge_checks::{
     forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
     same_answers_as_native, same_tokens_as_native,
 };
-use classify_tests::fixtures::{ENCODER_MODELS, bundled_models_dir, models_dir};
+use classify_tests::fixtures::{ENCODER_MODELS, TOKEN_MODELS, bundled_models_dir, models_dir};
 use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
 
 /// `spin up` (Spin 4.0.2) of the default build with every fixture mounted, shared by the conformance cases.
@@ -35,7 +35,7 @@ fn client() -> Option<Client> {
     }
 }
 
-classify_tests::conformance_tests!(client, ENCODER_MODELS);
+classify_tests::conformance_tests!(client, ENCODER_MODELS, TOKEN_MODELS);
 
 /// The repo's spin.toml as it is mounts the bundled spam/ham model; under Spin it answers as transformers.
 #[test]
