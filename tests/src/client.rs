@@ -106,8 +106,13 @@ impl Client {
 
     /// POST /v1/classify that must succeed; returns the body.
     pub fn classify(&self, body: &Value) -> Value {
-        let reply = self.post("/v1/classify", body);
-        assert_eq!(reply.status, 200, "{body} → {}", reply.text);
+        self.post_ok("/v1/classify", body)
+    }
+
+    /// A POST that must succeed; returns the body.
+    pub fn post_ok(&self, path: &str, body: &Value) -> Value {
+        let reply = self.post(path, body);
+        assert_eq!(reply.status, 200, "{path} {body} → {}", reply.text);
         reply.json()
     }
 }

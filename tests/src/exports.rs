@@ -1,5 +1,6 @@
-//! The encoder fixtures exported the ways users get ONNX files (`tests/fixtures/exports/manifest.json`, written by
-//! export_variants.py), and running one of them on the edge engine against its reference.
+//! The encoder fixtures (sequence and token classifiers) exported the ways users get ONNX files
+//! (`tests/fixtures/exports/manifest.json`, written by export_variants.py), and running one of them on the edge
+//! engine against its reference.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use classify_protocol::{Engine, Logits, ModelFiles, TokenSequence};
 use serde::Deserialize;
 
 use crate::conformance::REFERENCE_TOLERANCE;
-use crate::fixtures::{Fixture, models_dir};
+use crate::fixtures::{Fixture, TOKEN_MODELS, TokenFixture, models_dir};
 
 /// Tolerance of an int8 export against onnxruntime running the same file.
 pub const INT8_TOLERANCE: f32 = 2e-2;
@@ -24,25 +25,46 @@ pub struct ExportedFile {
     /// The largest |onnxruntime − transformers| over the reference inputs.
     pub onnxruntime_vs_transformers: f32,
     /// For int8 files, the reference there: what onnxruntime computes for each reference input alone (the edge
-    /// runs graphs that quantize activations one sequence at a time, so batching does not change them).
+    /// runs graphs that quantize activations one sequence at a time, so batching does not change them): a row
+    /// per input, or for token classifiers a row per token of each input, one input after another.
     #[serde(default)]
     pub onnxruntime_logits: Option<Vec<Vec<f32>>>,
 }
 
-/// Logits for the reference inputs: all of them in one padded batch, and each alone.
+/// Logits for the reference inputs, a row per input (or per token of each input, for token classifiers): all of
+/// them in one padded batch, and each alone.
 pub struct ReferenceLogits {
     pub batched: Vec<Vec<f32>>,
     pub alone: Vec<Vec<f32>>,
 }
 
-impl ReferenceLogits {
-    fn transformers(fixture: &Fixture) -> ReferenceLogits {
-        let logits: Vec<Vec<f32>> = fixture
+/// A fixture's reference inputs and transformers' rows for them (reference.json, or tokens.json for the token
+/// classifiers).
+fn reference(model: &str) -> (Vec<TokenSequence>, Vec<Vec<f32>>) {
+    if TOKEN_MODELS.contains(&model) {
+        let fixture = TokenFixture::load(model);
+        let rows = fixture
+            .reference
+            .inputs
+            .iter()
+            .flat_map(|i| i.logits.clone())
+            .collect();
+        (fixture.reference_batch(), rows)
+    } else {
+        let fixture = Fixture::load(model);
+        let rows = fixture
             .reference
             .inputs
             .iter()
             .map(|i| i.logits.clone())
             .collect();
+        (fixture.reference_batch(), rows)
+    }
+}
+
+impl ReferenceLogits {
+    fn transformers(model: &str) -> ReferenceLogits {
+        let (_, logits) = reference(model);
         ReferenceLogits {
             batched: logits.clone(),
             alone: logits,
@@ -84,10 +106,6 @@ impl ExportedFile {
         models_dir().join("..").join(&self.path)
     }
 
-    pub fn fixture(&self) -> Fixture {
-        Fixture::load(&self.model)
-    }
-
     /// What the edge must match, and how closely: transformers for fp32 files, onnxruntime for int8 ones.
     pub fn expected(&self) -> (ReferenceLogits, f32) {
         match &self.onnxruntime_logits {
@@ -99,7 +117,7 @@ impl ExportedFile {
                 INT8_TOLERANCE,
             ),
             None => (
-                ReferenceLogits::transformers(&self.fixture()),
+                ReferenceLogits::transformers(&self.model),
                 REFERENCE_TOLERANCE,
             ),
         }
@@ -107,15 +125,14 @@ impl ExportedFile {
 
     /// transformers' logits for the fixture's reference inputs.
     pub fn transformers(&self) -> ReferenceLogits {
-        ReferenceLogits::transformers(&self.fixture())
+        ReferenceLogits::transformers(&self.model)
     }
 
     /// Loads the file on the edge engine and runs the reference inputs, batched and each alone.
     pub fn run_on_edge(&self) -> Result<ReferenceLogits, String> {
-        let fixture = self.fixture();
-        let config = ModelFiles::read(&fixture.dir)?.config;
+        let config = ModelFiles::read(&models_dir().join(&self.model))?.config;
         let engine = OnnxClassifier::load(&self.full_path(), &config)?;
-        let batch = fixture.reference_batch();
+        let (batch, _) = reference(&self.model);
         let batch: Vec<_> = batch.iter().collect();
         let run = |batch: &[&TokenSequence]| {
             engine
@@ -124,13 +141,10 @@ impl ExportedFile {
                 .map_err(|e| e.to_string())
         };
         let batched = run(&batch)?;
-        let alone = batch
-            .iter()
-            .map(|sequence| {
-                let mut logits = run(std::slice::from_ref(sequence))?;
-                logits.pop().ok_or_else(|| "no logits".to_owned())
-            })
-            .collect::<Result<_, String>>()?;
+        let mut alone = Vec::new();
+        for sequence in &batch {
+            alone.extend(run(std::slice::from_ref(sequence))?);
+        }
         Ok(ReferenceLogits { batched, alone })
     }
 }

@@ -108,10 +108,9 @@ impl Aggregation<'_> {
             let mut piece = self.tokenizer.piece(id);
             let (span, mut is_subword) = match chars {
                 Some(chars) => {
-                    let (start, end) = tokens.offsets[index];
-                    let text: String = chars[start.min(chars.len())..end.min(chars.len())]
-                        .iter()
-                        .collect();
+                    let end = tokens.offsets[index].1.min(chars.len());
+                    let start = tokens.offsets[index].0.min(end);
+                    let text: String = chars[start..end].iter().collect();
                     let is_subword = if word_aware {
                         piece.chars().count() != end - start
                     } else {

@@ -39,6 +39,9 @@ struct Options {
     /// hundreds of MB, whose snapshots take minutes.
     #[arg(long)]
     warm_only: bool,
+    /// The route timed: `/v1/classify`, or `/v1/token-classify` for a token classifier.
+    #[arg(long, default_value = "/v1/classify")]
+    route: String,
     /// Profile the component in edge-host with `perf` (edge-host's `--profiler`).
     #[arg(long, value_enum)]
     profiler: Option<GuestProfiler>,
@@ -219,17 +222,17 @@ fn measure(
 ) {
     let client = Client::new(base_url);
     let started = Instant::now();
-    client.classify(&json!({"model": model, "input": SHORT}));
+    client.post_ok(&options.route, &json!({"model": model, "input": SHORT}));
     let first = started.elapsed().as_secs_f64() * 1e3;
     let Some(reuse) = reuse else {
         println!("{what}, reused instance: first request {first:.1} ms");
         for (name, text, limit) in inputs {
             let body = json!({"model": model, "input": text, "truncate_prompt_tokens": limit});
-            let tokens = client.classify(&body)["usage"]["prompt_tokens"]
+            let tokens = client.post_ok(&options.route, &body)["usage"]["prompt_tokens"]
                 .as_u64()
                 .unwrap_or(0) as usize;
             let times = time(options.iterations, || {
-                client.classify(&body);
+                client.post_ok(&options.route, &body);
             });
             report(&format!("{what} warm {name}"), tokens, times);
         }
@@ -237,7 +240,7 @@ fn measure(
     };
     let body = json!({"model": model, "input": SHORT});
     let times = time(options.fresh_iterations, || {
-        client.classify(&body);
+        client.post_ok(&options.route, &body);
     });
     report(
         &format!("{what} fresh instance (reuse {reuse}) short"),

@@ -24,16 +24,20 @@ use serde_json::json;
 
 #[derive(Parser)]
 struct Options {
-    /// Model directory to serve for the classify load.
+    /// Model directory to serve for the one-text load.
     #[arg(long, default_value_os_t = models_dir().join("bert-sentiment"))]
     model: PathBuf,
+    /// The one-text load's route: `classify`, or `token-classify` (entities, aggregation "simple") for a token
+    /// classifier.
+    #[arg(long, value_enum, default_value_t = Route::Classify)]
+    route: Route,
     /// Cross-encoder (one label) to serve for the rerank load.
     #[arg(long, default_value_os_t = models_dir().join("bert-score"))]
     rerank_model: PathBuf,
     /// Documents per rerank request.
     #[arg(long, default_value_t = 100)]
     documents: usize,
-    /// Rerank requests per run.
+    /// Rerank requests per run (0: no rerank load).
     #[arg(long, default_value_t = 200)]
     rerank_requests: usize,
     /// Concurrent clients.
@@ -55,10 +59,25 @@ const TEXTS: &[&str] = &[
     "What a fantastic day at the beach with friends and family.",
 ];
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Route {
+    Classify,
+    TokenClassify,
+}
+
+impl Route {
+    fn path(self) -> &'static str {
+        match self {
+            Route::Classify => "/v1/classify",
+            Route::TokenClassify => "/v1/token-classify",
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Load {
-    /// One text per classify request.
-    Classify,
+    /// One text per request to this route.
+    OneText(Route),
     /// One query against `documents` texts per rerank request.
     Rerank { documents: usize },
 }
@@ -66,8 +85,8 @@ enum Load {
 impl Load {
     fn body(self, name: &str, n: usize) -> (&'static str, serde_json::Value) {
         match self {
-            Load::Classify => (
-                "/v1/classify",
+            Load::OneText(route) => (
+                route.path(),
                 json!({"model": name, "input": TEXTS[n % TEXTS.len()]}),
             ),
             Load::Rerank { documents } => {
@@ -84,7 +103,7 @@ impl Load {
 
     fn inputs(self) -> usize {
         match self {
-            Load::Classify => 1,
+            Load::OneText(_) => 1,
             Load::Rerank { documents } => documents,
         }
     }
@@ -215,9 +234,9 @@ fn main() -> anyhow::Result<()> {
     );
     let loads = [
         (
-            "classify, 1 text",
+            options.route.path().trim_start_matches("/v1/"),
             &options.model,
-            Load::Classify,
+            Load::OneText(options.route),
             options.requests,
         ),
         (
@@ -230,6 +249,9 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
     for (label, model, load, total) in loads {
+        if total == 0 {
+            continue;
+        }
         for (mode, flags) in [
             ("batching", &[][..]),
             ("no batching", &["--max-batch-requests", "1"][..]),
@@ -238,7 +260,7 @@ fn main() -> anyhow::Result<()> {
             let per_second = result.completed as f64 / result.elapsed.as_secs_f64();
             println!(
                 "{:<46} {:>9} {:>10.1} {:>11.1} {:>10.2} {:>10.2} {:>11.1}",
-                format!("{label} ({}) / {mode}", load.inputs()),
+                format!("{label}, {} input(s) / {mode}", load.inputs()),
                 result.completed,
                 per_second,
                 per_second * load.inputs() as f64,
