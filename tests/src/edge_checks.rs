@@ -18,13 +18,20 @@ pub fn native_with_encoders() -> NativeServer {
     NativeServer::start(&dirs, &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
 }
 
-/// The native server with a decoder model, which the edge (holding its directory without ONNX) forwards.
+/// The native server with a decoder model, which the edge (holding its directory without ONNX) forwards, and a
+/// token classifier under a name the edge does not serve.
 pub fn native_with_decoder() -> NativeServer {
     let decoder = models_dir().join(FORWARDED_MODEL);
-    NativeServer::start(&[decoder.as_path()], &[]).unwrap_or_else(|e| panic!("native: {e:#}"))
+    let tagger = format!(
+        "{FORWARDED_TOKEN_MODEL}={}",
+        models_dir().join("bert-ner").display()
+    );
+    NativeServer::start(&[decoder.as_path()], &["--model", &tagger])
+        .unwrap_or_else(|e| panic!("native: {e:#}"))
 }
 
 pub const FORWARDED_MODEL: &str = "qwen3-2label";
+pub const FORWARDED_TOKEN_MODEL: &str = "ner-on-native";
 
 /// Same labels, probabilities within the reference tolerance and the same usage, for every encoder fixture.
 pub fn same_answers_as_native(native: &Client, edge: &Client) {
@@ -84,7 +91,7 @@ pub fn same_tokens_as_native(native: &Client, edge: &Client) {
     }
 }
 
-/// `edge` forwards [`FORWARDED_MODEL`] to `native` (its NATIVE_URL); once `native` is stopped, 502 for it (without
+/// `edge` forwards [`FORWARDED_MODEL`] and [`FORWARDED_TOKEN_MODEL`] to `native` (its NATIVE_URL); once `native` is stopped, 502 for it (without
 /// the native server's address) while local models keep serving.
 pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
     let native_url = native.base_url.clone();
@@ -93,6 +100,11 @@ pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
     let direct = Client::new(&native_url).classify(&request);
     let forwarded = edge.classify(&request);
     assert_eq!(forwarded["id"], "classify-fwd");
+    assert_eq!(forwarded["data"], direct["data"]);
+    let entities =
+        json!({"model": FORWARDED_TOKEN_MODEL, "input": "Ann lives in Berlin", "rid": "fwd"});
+    let direct = Client::new(&native_url).post_ok("/v1/token-classify", &entities);
+    let forwarded = edge.post_ok("/v1/token-classify", &entities);
     assert_eq!(forwarded["data"], direct["data"]);
     let tokens = edge.post(
         "/tokenize",
