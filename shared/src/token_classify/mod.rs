@@ -93,7 +93,7 @@ pub(crate) fn prepare(
                     model.tokenizer.truncate_ids(&mut ids, limit);
                 }
                 if ids.len() > max_len {
-                    return Err(too_long(model, i, &ids.len().to_string(), false));
+                    return Err(too_long(model, i, &format!("{} tokens", ids.len()), false));
                 }
                 inputs.push(TokenInput {
                     text: None,
@@ -157,14 +157,8 @@ fn encode_error(
     stride: Option<usize>,
 ) -> ApiError {
     match error {
-        EncodeError::TooLong { count, exact } => {
-            let count = if exact {
-                count.to_string()
-            } else {
-                format!("more than {}", count - 1)
-            };
-            too_long(model, i, &count, true)
-        }
+        // Its text is the count: "70 tokens", or "more than 64 tokens" when the rest was not tokenized.
+        long @ EncodeError::TooLong { .. } => too_long(model, i, &long.to_string(), true),
         EncodeError::Tokenizer(e) => ApiError::invalid(
             if stride.is_some() { "stride" } else { "input" },
             format!("input[{i}] cannot be tokenized: {e}"),
@@ -172,7 +166,7 @@ fn encode_error(
     }
 }
 
-fn too_long(model: &ServedModel, i: usize, count: &str, text: bool) -> ApiError {
+fn too_long(model: &ServedModel, i: usize, tokens: &str, text: bool) -> ApiError {
     let windows = if text {
         ", or set `stride` to classify every token in overlapping windows"
     } else {
@@ -181,7 +175,7 @@ fn too_long(model: &ServedModel, i: usize, count: &str, text: bool) -> ApiError 
     ApiError::invalid(
         "input",
         format!(
-            "input[{i}] has {count} tokens, more than the model's max length of {}; shorten it, set \
+            "input[{i}] has {tokens}, more than the model's max length of {}; shorten it, set \
              `truncate_prompt_tokens` to classify the first tokens only{windows}",
             model.max_model_len
         ),
