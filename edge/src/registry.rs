@@ -60,10 +60,12 @@ impl OnnxFileOrder {
 }
 
 /// The files of a model directory whose change makes a snapshot of it stale.
-const MODEL_FILES: [&str; 3] = [
+const MODEL_FILES: [&str; 5] = [
     file_names::CONFIG,
     file_names::TOKENIZER,
     file_names::TOKENIZER_CONFIG,
+    file_names::CHAT_TEMPLATE,
+    file_names::MODERATION,
 ];
 
 pub struct EdgeModels {

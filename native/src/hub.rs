@@ -17,7 +17,11 @@ const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 
 /// Files a model needs besides its weights; the optional ones are fetched when the repository has them.
 const REQUIRED_FILES: &[&str] = &[file_names::CONFIG, file_names::TOKENIZER];
-const OPTIONAL_FILES: &[&str] = &[file_names::TOKENIZER_CONFIG, file_names::CHAT_TEMPLATE];
+const OPTIONAL_FILES: &[&str] = &[
+    file_names::TOKENIZER_CONFIG,
+    file_names::CHAT_TEMPLATE,
+    file_names::MODERATION,
+];
 const SINGLE_WEIGHTS: &str = file_names::SAFETENSORS;
 const WEIGHTS_INDEX: &str = file_names::SAFETENSORS_INDEX;
 

@@ -1,6 +1,16 @@
-//! Logits → `probs`, chosen by problem_type and the number of classes.
+//! Logits → `probs`, chosen as vLLM and transformers choose: by config.json's `problem_type`, else the
+//! activation a Sentence-Transformers cross-encoder saved, else by the number of classes.
 
-use crate::config::ProblemType;
+use serde::Deserialize;
+
+/// How logits become `probs`, as named by `problem_type` in config.json.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemType {
+    Regression,
+    SingleLabelClassification,
+    MultiLabelClassification,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -10,13 +20,32 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// regression → identity; multi-label → sigmoid per class; one class (score heads) → sigmoid; else softmax.
-    pub fn for_model(problem_type: Option<ProblemType>, num_classes: usize) -> Activation {
-        match problem_type {
-            Some(ProblemType::Regression) => Activation::Identity,
-            Some(ProblemType::MultiLabelClassification) => Activation::Sigmoid,
+    /// regression → identity; multi-label → sigmoid per class; then the cross-encoder's saved `activation_fn`;
+    /// one class (score heads) → sigmoid; else softmax.
+    pub fn for_model(
+        problem_type: Option<ProblemType>,
+        saved: Option<Activation>,
+        num_classes: usize,
+    ) -> Activation {
+        match (problem_type, saved) {
+            (Some(ProblemType::Regression), _) => Activation::Identity,
+            (Some(ProblemType::MultiLabelClassification), _) => Activation::Sigmoid,
+            (None, Some(saved)) => saved,
             _ if num_classes == 1 => Activation::Sigmoid,
             _ => Activation::Softmax,
+        }
+    }
+
+    /// The activation a Sentence-Transformers cross-encoder names by its torch class
+    /// (`torch.nn.modules.activation.Sigmoid`, `torch.nn.modules.linear.Identity`, …).
+    pub fn from_torch_name(name: &str) -> Result<Activation, String> {
+        match name.rsplit('.').next() {
+            Some("Sigmoid") => Ok(Activation::Sigmoid),
+            Some("Identity") => Ok(Activation::Identity),
+            Some("Softmax") => Ok(Activation::Softmax),
+            _ => Err(format!(
+                "the activation `{name}` is not one this server applies (Sigmoid, Identity, Softmax)"
+            )),
         }
     }
 
@@ -51,24 +80,44 @@ mod tests {
 
     #[test]
     fn choice_by_problem_type_and_classes() {
-        assert_eq!(Activation::for_model(None, 2), Activation::Softmax);
+        assert_eq!(Activation::for_model(None, None, 2), Activation::Softmax);
         assert_eq!(
-            Activation::for_model(Some(ProblemType::SingleLabelClassification), 3),
+            Activation::for_model(Some(ProblemType::SingleLabelClassification), None, 3),
             Activation::Softmax
         );
-        assert_eq!(Activation::for_model(None, 1), Activation::Sigmoid);
+        assert_eq!(Activation::for_model(None, None, 1), Activation::Sigmoid);
         assert_eq!(
-            Activation::for_model(Some(ProblemType::MultiLabelClassification), 4),
+            Activation::for_model(Some(ProblemType::MultiLabelClassification), None, 4),
             Activation::Sigmoid
         );
         assert_eq!(
-            Activation::for_model(Some(ProblemType::Regression), 1),
+            Activation::for_model(Some(ProblemType::Regression), Some(Activation::Sigmoid), 1),
             Activation::Identity
         );
         assert_eq!(
-            Activation::for_model(Some(ProblemType::Regression), 3),
+            Activation::for_model(Some(ProblemType::Regression), None, 3),
             Activation::Identity
         );
+    }
+
+    #[test]
+    fn a_saved_cross_encoder_activation_comes_after_problem_type() {
+        let identity = Activation::from_torch_name("torch.nn.modules.linear.Identity");
+        assert_eq!(identity, Ok(Activation::Identity));
+        assert_eq!(
+            Activation::for_model(None, Some(Activation::Identity), 1),
+            Activation::Identity
+        );
+        assert_eq!(
+            Activation::for_model(
+                Some(ProblemType::SingleLabelClassification),
+                Some(Activation::Identity),
+                1
+            ),
+            Activation::Sigmoid
+        );
+        let tanh = Activation::from_torch_name("torch.nn.modules.activation.Tanh");
+        assert!(tanh.is_err_and(|e| e.contains("Tanh")));
     }
 
     #[test]

@@ -5,14 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// How logits become `probs`, as named by `problem_type` in config.json.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemType {
-    Regression,
-    SingleLabelClassification,
-    MultiLabelClassification,
-}
+use crate::activation::{Activation, ProblemType};
 
 /// Model metadata read from config.json. Unknown keys are ignored.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +18,8 @@ pub struct ModelConfig {
     /// `label2id`, in key order (serde_json keeps no other).
     pub label2id: Option<BTreeMap<String, usize>>,
     pub problem_type: Option<ProblemType>,
+    /// The `activation_fn` a Sentence-Transformers cross-encoder saved (`sentence_transformers.activation_fn`).
+    pub saved_activation: Option<Activation>,
     pub pad_token_id: Option<u32>,
     pub vocab_size: Option<usize>,
     pub max_position_embeddings: Option<usize>,
@@ -41,10 +36,16 @@ struct RawConfig {
     id2label: Option<BTreeMap<String, String>>,
     label2id: Option<BTreeMap<String, Value>>,
     problem_type: Option<ProblemType>,
+    sentence_transformers: Option<SentenceTransformersConfig>,
     pad_token_id: Option<Value>,
     vocab_size: Option<usize>,
     max_position_embeddings: Option<usize>,
     reward_token_id: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct SentenceTransformersConfig {
+    activation_fn: Option<String>,
 }
 
 impl ModelConfig {
@@ -90,6 +91,12 @@ impl ModelConfig {
                     .collect()
             }),
             problem_type: raw.problem_type,
+            saved_activation: raw
+                .sentence_transformers
+                .and_then(|saved| saved.activation_fn)
+                .map(|name| Activation::from_torch_name(&name))
+                .transpose()
+                .map_err(|e| format!("sentence_transformers.activation_fn: {e}"))?,
             pad_token_id,
             vocab_size: raw.vocab_size,
             max_position_embeddings: raw.max_position_embeddings,

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod error;
 pub mod handler;
 pub mod model;
+pub mod moderation;
 mod pairs;
 pub mod request;
 pub mod request_id;

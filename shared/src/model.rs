@@ -6,6 +6,7 @@ use crate::activation::Activation;
 use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
 use crate::engine::{ModelShape, OutputKind};
+use crate::moderation::ModerationPolicy;
 use crate::response::unix_now;
 use crate::tokenize::TextTokenizer;
 
@@ -15,6 +16,8 @@ pub mod file_names {
     pub const TOKENIZER: &str = "tokenizer.json";
     pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
     pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
+    /// This project's own: how `/v1/moderations` flags the model's labels.
+    pub const MODERATION: &str = "moderation.json";
     /// The weights in one file.
     pub const SAFETENSORS: &str = "model.safetensors";
     /// The weights in shards: the index names them.
@@ -37,6 +40,8 @@ pub struct ServedModel {
     pub created: u64,
     /// The chat template for `messages` requests; `Err` says why the model's template cannot be used.
     pub chat_template: Result<Option<ChatTemplate>, String>,
+    /// Which labels flag on `/v1/moderations`, and from what score.
+    pub moderation: ModerationPolicy,
 }
 
 /// config.json and the tokenizer files of a Hugging Face model directory.
@@ -46,6 +51,8 @@ pub struct ModelFiles {
     pub config_json: Vec<u8>,
     pub tokenizer: TextTokenizer,
     pub chat_template: Result<Option<ChatTemplate>, String>,
+    /// `moderation.json`, when present.
+    pub moderation: Option<Vec<u8>>,
 }
 
 impl ModelFiles {
@@ -83,6 +90,10 @@ impl ModelFiles {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or(serde_json::Value::Null);
         let chat_template = ChatTemplate::from_files(template_file, &tokenizer_config);
+        let moderation = match dir.join(file_names::MODERATION).exists() {
+            true => Some(read(file_names::MODERATION)?),
+            false => None,
+        };
         if let Err(e) = &chat_template {
             tracing::warn!(model = %dir.display(), "chat requests will be refused: {e}");
         }
@@ -91,6 +102,7 @@ impl ModelFiles {
             config_json,
             tokenizer,
             chat_template,
+            moderation,
         })
     }
 }
@@ -104,6 +116,8 @@ impl ServedModel {
             Some(limit) if limit > 0 => limit.min(shape.max_positions),
             _ => shape.max_positions,
         };
+        let moderation = ModerationPolicy::new(&labels, files.moderation.as_deref())
+            .map_err(|e| format!("{}: {e}", file_names::MODERATION))?;
         Ok(ServedModel {
             name,
             config: files.config,
@@ -114,6 +128,7 @@ impl ServedModel {
             output: shape.output,
             created: unix_now(),
             chat_template: files.chat_template,
+            moderation,
         })
     }
 
@@ -130,7 +145,11 @@ impl ServedModel {
     }
 
     pub fn activation(&self) -> Activation {
-        Activation::for_model(self.config.problem_type, self.num_classes())
+        Activation::for_model(
+            self.config.problem_type,
+            self.config.saved_activation,
+            self.num_classes(),
+        )
     }
 
     /// Reward models with a `reward_token_id` score the hidden state of that token: an input that does not end

@@ -114,6 +114,38 @@ pub enum PairResponse {
     ZeroShot(ZeroShotResponse),
 }
 
+/// `/v1/moderations`: OpenAI's moderation object, one result per input.
+#[derive(Debug, Serialize)]
+pub struct ModerationResponse {
+    pub id: String,
+    pub model: String,
+    pub results: Vec<ModerationResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModerationResult {
+    pub flagged: bool,
+    pub categories: ByLabel<bool>,
+    pub category_scores: ByLabel<f32>,
+    pub category_applied_input_types: ByLabel<[&'static str; 1]>,
+}
+
+/// Label → value, a JSON object in the model's class order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ByLabel<V>(pub Vec<(String, V)>);
+
+impl<V: Serialize> Serialize for ByLabel<V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(label, value)| (label, value)))
+    }
+}
+
+impl<V> FromIterator<(String, V)> for ByLabel<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(pairs: I) -> Self {
+        ByLabel(pairs.into_iter().collect())
+    }
+}
+
 /// `/rerank`: results by relevance, highest first.
 #[derive(Debug, Serialize)]
 pub struct RerankResponse {

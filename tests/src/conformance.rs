@@ -516,6 +516,65 @@ pub fn case17_labels(client: &Client, fixture: &Fixture) {
     }
 }
 
+/// 18. Moderations.
+///
+/// `/v1/moderations` in OpenAI's shape: each label a category scored by the model's activation (the reference's
+/// probs), flagged at or above its threshold from the fixture's `moderation.json` (else 0.5) unless it
+/// never flags (the file's `never_flag`, else benign names: among the fixtures' labels `neutral`, `benign`, `safe`).
+pub fn case18_moderations(client: &Client, fixture: &Fixture) {
+    let texts = fixture.texts();
+    let answer = client.post_ok(
+        "/v1/moderations",
+        &json!({"model": fixture.name, "input": texts, "rid": "m1"}),
+    );
+    assert_eq!(answer["id"], "modr-m1");
+    assert_eq!(answer["model"], fixture.name.as_str());
+    let settings: Value = std::fs::read(fixture.dir.join("moderation.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let labels = fixture.expected_labels();
+    let never_flag = |label: &str| match settings["never_flag"].as_array() {
+        Some(named) => named.iter().any(|n| n == label),
+        None => ["neutral", "benign", "safe"].contains(&label.to_lowercase().as_str()),
+    };
+    let threshold = |label: &str| {
+        settings["thresholds"][label]
+            .as_f64()
+            .or(settings["default_threshold"].as_f64())
+            .unwrap_or(0.5)
+    };
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results.len(), texts.len(), "{answer}");
+    for (result, reference) in results.iter().zip(&fixture.reference.inputs) {
+        let what = format!("{}: {:?}", fixture.name, reference.text);
+        let scores: Vec<f64> = labels
+            .iter()
+            .map(|label| {
+                result["category_scores"][label]
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect();
+        let as_f32: Vec<f32> = scores.iter().map(|&s| s as f32).collect();
+        assert_close(&as_f32, &reference.probs, REFERENCE_TOLERANCE, &what);
+        let mut any = false;
+        for (label, score) in labels.iter().zip(&scores) {
+            let flags = !never_flag(label) && *score >= threshold(label);
+            assert_eq!(
+                result["categories"][label], flags,
+                "{what} {label}: {result}"
+            );
+            assert_eq!(
+                result["category_applied_input_types"][label],
+                json!(["text"])
+            );
+            any |= flags;
+        }
+        assert_eq!(result["flagged"], any, "{what}: {result}");
+    }
+}
+
 /// Routes outside the classify handler's happy path: 404, 405, /health.
 pub fn routes(client: &Client) {
     client.get("/nope").expect_error(404, "not_found");
@@ -546,9 +605,10 @@ macro_rules! conformance_tests {
             case01_string_input, case02_batch_of_strings, case03_token_ids, case04_probs_shape,
             case05_reference_parity, case06_usage, case07_truncation, case08_invalid_inputs, case09_max_length,
             case10_model_errors, case11_malformed_bodies, case12_raw_logits, case13_sigmoid_heads,
-            case14_special_tokens, case15_request_id, case16_alias_and_unknown_fields, case17_labels);
+            case14_special_tokens, case15_request_id, case16_alias_and_unknown_fields, case17_labels,
+            case18_moderations);
         $crate::conformance_tests!(@pair_cases $client, $models;
-            rerank_matches_transformers, score_matches_transformers, pair_errors,
+            rerank_matches_transformers, score_matches_transformers, per_doc_cuts_match_vllm, pair_errors,
             zero_shot_matches_the_pipeline, chat_matches_apply_chat_template);
         $crate::conformance_tests!(@token_cases $client, $token_models;
             token_classify_matches_the_pipeline, long_texts_in_windows_match_the_pipeline,

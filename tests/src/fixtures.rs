@@ -12,6 +12,7 @@ pub const ENCODER_MODELS: &[&str] = &[
     "bert-score",
     "bert-nli",
     "bert-multilabel",
+    "bert-toxicity",
     "distilbert-2label",
     "electra-3label",
     "roberta-3label",

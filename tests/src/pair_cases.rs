@@ -23,6 +23,15 @@ pub struct RerankReference {
     pub pairs: Vec<EncodedPair>,
     pub truncated: Vec<TruncatedPair>,
     pub only_second_refused_at: usize,
+    /// vLLM's `max_tokens_per_doc` cut of each document, then the pairs.
+    pub per_doc: Vec<PerDocCut>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PerDocCut {
+    pub max_tokens_per_doc: usize,
+    pub documents: Vec<String>,
+    pub pairs: Vec<EncodedPair>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,15 +100,16 @@ fn f32_of(value: &Value) -> f32 {
     value.as_f64().unwrap_or(f64::NAN) as f32
 }
 
-/// `/rerank` and `/v1/rerank`: every document's relevance (sigmoid of transformers' logit on the pair), sorted,
-/// `top_n`, `return_documents`, raw logits, usage of every pair, `{"text"}` documents.
+/// `/rerank`, `/v1/rerank`, Cohere's `/v2/rerank` and `/invocations` with a rerank body: every document's
+/// relevance (sigmoid of transformers' logit on the pair), sorted, `top_n`, `return_documents`, raw logits, usage
+/// of every pair, `{"text"}` documents.
 pub fn rerank_matches_transformers(client: &Client, fixture: &Fixture) {
     let Some(rerank) = PairReference::load(fixture).and_then(|p| p.rerank) else {
         return;
     };
     let name = &fixture.name;
     let tokens: usize = rerank.pairs.iter().map(|p| p.ids.len()).sum();
-    for path in ["/rerank", "/v1/rerank"] {
+    for path in ["/rerank", "/v1/rerank", "/v2/rerank", "/invocations"] {
         let reply = client.post(
             path,
             &json!({"model": name, "query": rerank.query, "documents": rerank.documents}),
@@ -177,8 +187,8 @@ pub fn rerank_matches_transformers(client: &Client, fixture: &Fixture) {
     }
 }
 
-/// `/score` and `/v1/score`: 1:1, 1:N, N:N, the newer `queries`/`documents` names, and each truncation strategy
-/// against transformers' own truncation of the pair.
+/// `/score` and `/v1/score`: 1:1, 1:N, N:N, each of vLLM's spellings (also through `/invocations`), and each
+/// truncation strategy against transformers' own truncation of the pair.
 pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
     let Some(rerank) = PairReference::load(fixture).and_then(|p| p.rerank) else {
         return;
@@ -215,6 +225,19 @@ pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
         )
         .json();
     check(&many, &all, "N:N (queries/documents)");
+    for (path, first, second) in [
+        ("/score", "queries", "items"),
+        ("/v1/score", "data_1", "data_2"),
+        ("/invocations", "text_1", "text_2"),
+    ] {
+        let body = client
+            .post(
+                path,
+                &json!({"model": name, first: rerank.query, second: rerank.documents}),
+            )
+            .json();
+        check(&body, &all, &format!("{path} {first}/{second}"));
+    }
     let one = client
         .post(
             "/score",
@@ -254,6 +277,60 @@ pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
         )
         .json();
     check(&body, &[sigmoid(longest.logits[0])], "-1");
+}
+
+/// `max_tokens_per_doc` on `/score` and `/v2/rerank`: each document cut as vLLM cuts it (alone, at its k-th
+/// token's end), then paired, against transformers on the pairs of the cut documents; the answer shows the
+/// documents as sent.
+pub fn per_doc_cuts_match_vllm(client: &Client, fixture: &Fixture) {
+    let Some(rerank) = PairReference::load(fixture).and_then(|p| p.rerank) else {
+        return;
+    };
+    let name = &fixture.name;
+    for cut in &rerank.per_doc {
+        let k = cut.max_tokens_per_doc;
+        let want: Vec<f32> = cut.pairs.iter().map(|p| sigmoid(p.logits[0])).collect();
+        let tokens: usize = cut.pairs.iter().map(|p| p.ids.len()).sum();
+        let body = client
+            .post(
+                "/score",
+                &json!({"model": name, "text_1": rerank.query, "text_2": cut.documents,
+                        "max_tokens_per_doc": k}),
+            )
+            .json();
+        let got: Vec<f32> = body["data"]
+            .as_array()
+            .map(|data| data.iter().map(|d| f32_of(&d["score"])).collect())
+            .unwrap_or_default();
+        let what = format!("{name} max_tokens_per_doc {k}");
+        assert_close(&got, &want, REFERENCE_TOLERANCE, &what);
+        assert_eq!(
+            body["usage"]["prompt_tokens"],
+            json!(tokens),
+            "{what}: usage"
+        );
+        let body = client
+            .post(
+                "/v2/rerank",
+                &json!({"model": name, "query": rerank.query, "documents": cut.documents,
+                        "max_tokens_per_doc": k, "return_documents": false}),
+            )
+            .json();
+        for result in body["results"].as_array().expect("results") {
+            let index = result["index"].as_u64().expect("index") as usize;
+            assert_close(
+                &[f32_of(&result["relevance_score"])],
+                &[want[index]],
+                REFERENCE_TOLERANCE,
+                &format!("{what}: /v2/rerank document {index}"),
+            );
+            assert_eq!(
+                result["document"]["text"],
+                json!(cut.documents[index]),
+                "{what}"
+            );
+        }
+    }
 }
 
 /// The errors of the pair routes, in the contract's shape, naming the field.
@@ -326,6 +403,26 @@ pub fn pair_errors(client: &Client, fixture: &Fixture) {
             "/score",
             json!({"model": name, "text_1": "a", "queries": "b", "text_2": "c"}),
             "text_1",
+        ),
+        (
+            "/score",
+            json!({"model": name, "queries": "a", "text_2": "c"}),
+            "text_2",
+        ),
+        (
+            "/v2/rerank",
+            json!({"model": name, "query": query, "documents": ["a"], "max_tokens_per_doc": -1}),
+            "max_tokens_per_doc",
+        ),
+        (
+            "/score",
+            json!({"model": name, "text_1": query, "text_2": "a", "max_tokens_per_query": 100000}),
+            "max_tokens_per_query",
+        ),
+        (
+            "/invocations",
+            json!({"model": name, "prompt": "a"}),
+            "input",
         ),
         (
             "/v1/zero-shot",

@@ -14,7 +14,9 @@ use crate::model::ServedModel;
 use crate::pairs::{self, PairTask};
 use crate::request::Body;
 use crate::request_id;
-use crate::response::{ModelCard, ModelList, Usage, error_response, json_response, unix_now};
+use crate::response::{
+    ModelCard, ModelList, ModerationResponse, Usage, error_response, json_response, unix_now,
+};
 use crate::token_classify::{self, TokenTask};
 
 /// Limits and credentials of a deployment.
@@ -82,10 +84,16 @@ pub fn env_number<T: std::str::FromStr>(
 pub enum Route {
     Classify,
     Rerank,
+    /// Cohere's `/v2/rerank` as vLLM serves it: `/rerank` that always returns the documents.
+    RerankV2,
     Score,
     ZeroShot,
     TokenClassify,
     Pooling,
+    /// SageMaker's one route: the task told by the body ([`invoked_route`]).
+    Invocations,
+    /// OpenAI's moderation API over a classifier's labels.
+    Moderations,
     Models,
     Health,
     Tokenize,
@@ -102,6 +110,7 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/classify", Route::Classify),
     ("/v1/rerank", Route::Rerank),
     ("/rerank", Route::Rerank),
+    ("/v2/rerank", Route::RerankV2),
     ("/v1/score", Route::Score),
     ("/score", Route::Score),
     ("/v1/zero-shot", Route::ZeroShot),
@@ -109,6 +118,8 @@ pub const ROUTES: &[(&str, Route)] = &[
     ("/token-classify", Route::TokenClassify),
     ("/pooling", Route::Pooling),
     ("/v1/pooling", Route::Pooling),
+    ("/invocations", Route::Invocations),
+    ("/v1/moderations", Route::Moderations),
     ("/v1/models", Route::Models),
     ("/health", Route::Health),
     ("/tokenize", Route::Tokenize),
@@ -125,10 +136,13 @@ impl Route {
         match self {
             Route::Classify
             | Route::Rerank
+            | Route::RerankV2
             | Route::Score
             | Route::ZeroShot
             | Route::TokenClassify
             | Route::Pooling
+            | Route::Invocations
+            | Route::Moderations
             | Route::Tokenize => Method::POST,
             Route::Models | Route::Health | Route::OpenApi => Method::GET,
         }
@@ -207,10 +221,13 @@ pub async fn handle_with<D: Deployment, C: CpuWork>(
         Ok(()) => match route {
             Route::Classify
             | Route::Rerank
+            | Route::RerankV2
             | Route::Score
             | Route::ZeroShot
             | Route::TokenClassify
             | Route::Pooling
+            | Route::Invocations
+            | Route::Moderations
             | Route::Tokenize => model_route(deployment, cpu, config, route, request).await,
             Route::Models => Ok(json_response(&model_list(deployment).await)),
             Route::Health => deployment
@@ -264,6 +281,7 @@ struct ModelJob {
 
 enum Task {
     Classify { use_activation: bool },
+    Moderate,
     Pairs(PairTask),
     Tokens(TokenTask),
     Pooling(PoolingTask),
@@ -290,6 +308,10 @@ fn prepare<D: Deployment>(
     let (_, model) = local?;
     let max_inputs = config.max_inputs_per_request;
     let started = Instant::now();
+    let route = match route {
+        Route::Invocations => invoked_route(&body, model)?,
+        route => route,
+    };
     if !matches!(route, Route::Tokenize | Route::Pooling) {
         check_task(route, model)?;
     }
@@ -321,11 +343,12 @@ fn prepare<D: Deployment>(
                 tokenization: started.elapsed(),
             }));
         }
-        Route::Classify => None,
-        Route::Rerank => Some(pairs::rerank(&body, model, max_inputs)?),
+        Route::Classify | Route::Moderations => None,
+        Route::Rerank => Some(pairs::rerank(&body, model, max_inputs, false)?),
+        Route::RerankV2 => Some(pairs::rerank(&body, model, max_inputs, true)?),
         Route::Score => Some(pairs::score(&body, model, max_inputs)?),
         Route::ZeroShot => Some(pairs::zero_shot(&body, model, max_inputs)?),
-        Route::Models | Route::Health | Route::OpenApi => {
+        Route::Invocations | Route::Models | Route::Health | Route::OpenApi => {
             return Err(ApiError::internal("not a model route"));
         }
     };
@@ -347,14 +370,41 @@ fn prepare<D: Deployment>(
                 priority: job.priority,
                 rid: job.rid,
                 user: job.user,
-                task: Task::Classify {
-                    use_activation: job.use_activation,
+                task: match route {
+                    Route::Moderations => Task::Moderate,
+                    _ => Task::Classify {
+                        use_activation: job.use_activation,
+                    },
                 },
                 tokenization: started.elapsed(),
             }
         }
     };
     Ok(Prepared::Run(job))
+}
+
+/// The route `/invocations` runs, told by the body as vLLM tells it (the first request shape that fits, in vLLM's
+/// order): `input` or `messages` classify (a token classifier's `input` goes to `/pooling`, as in vLLM), then
+/// `query` reranks, then any of `/score`'s spellings scores.
+fn invoked_route(body: &Body, model: &ServedModel) -> Result<Route, ApiError> {
+    let has = |field: &str| body.optional(field).is_some();
+    if has("input") || has("messages") {
+        return Ok(match model.output {
+            OutputKind::Sequence => Route::Classify,
+            OutputKind::Token => Route::Pooling,
+        });
+    }
+    if has("query") {
+        return Ok(Route::Rerank);
+    }
+    if pairs::SCORE_SIDES.iter().any(|(first, _)| has(first)) {
+        return Ok(Route::Score);
+    }
+    Err(ApiError::invalid(
+        "input",
+        "cannot tell the task of this /invocations request: send `input` (or `messages`) to classify, `query` and \
+         `documents` to rerank, or `text_1` and `text_2` to score",
+    ))
 }
 
 /// A token classifier answers `/v1/token-classify` only, and that route only it: a 400 names the route to use.
@@ -483,23 +533,36 @@ async fn run<D: Deployment>(
     logits
         .check_rows(rows, model.num_classes())
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let id = request_id::response_id(rid.as_deref(), http_request.headers());
+    let id = |prefix| request_id::response_id(prefix, rid.as_deref(), http_request.headers());
     let created = unix_now();
     let usage = Usage::prompt_only(prompt_tokens);
     Ok(match task {
         Task::Pairs(task) => {
-            json_response(&task.answer(model, logits.into_rows(), id, created, usage))
+            json_response(&task.answer(model, logits.into_rows(), id("classify"), created, usage))
         }
         Task::Classify { use_activation } => json_response(&classify::answer(
             model,
             logits.into_rows(),
             use_activation,
-            id,
+            id("classify"),
             created,
             usage,
         )),
-        Task::Tokens(task) => json_response(&task.answer(model, &logits, id, created, usage)),
-        Task::Pooling(task) => json_response(&task.answer(model, &logits, id, created, usage)),
+        Task::Moderate => json_response(&ModerationResponse {
+            id: id("modr"),
+            model: model.name.clone(),
+            results: model.moderation.results(
+                &model.labels,
+                model.activation(),
+                &logits.into_rows(),
+            ),
+        }),
+        Task::Tokens(task) => {
+            json_response(&task.answer(model, &logits, id("classify"), created, usage))
+        }
+        Task::Pooling(task) => {
+            json_response(&task.answer(model, &logits, id("classify"), created, usage))
+        }
     })
 }
 

@@ -217,6 +217,50 @@ pub(super) fn pair_cut(body: &Body, model: &ServedModel) -> Result<Option<PairCu
     }))
 }
 
+/// vLLM's `max_tokens_per_query` and `max_tokens_per_doc`: `None` when absent or 0, else a token count below the
+/// model's max length.
+pub(super) fn per_text_limit(
+    body: &Body,
+    model: &ServedModel,
+    field: &'static str,
+) -> Result<Option<usize>, ApiError> {
+    let max_len = model.max_model_len;
+    match body.optional_integer(field)? {
+        None | Some(0) => Ok(None),
+        Some(n) if n < 0 => Err(ApiError::invalid(
+            field,
+            format!("`{field}` must be 0 (no cut) or more, got {n}"),
+        )),
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if n < max_len => Ok(Some(n)),
+            _ => Err(ApiError::invalid(
+                field,
+                format!("`{field}` ({n}) must be less than the model's max length of {max_len}"),
+            )),
+        },
+    }
+}
+
+/// Each of `texts` cut after its `limit`-th token ([`crate::tokenize::TextTokenizer::cut_after_tokens`]); errors
+/// name `field`.
+pub(super) fn cut_texts<'t>(
+    model: &ServedModel,
+    texts: &'t [String],
+    limit: Option<usize>,
+    field: &'static str,
+) -> Result<Vec<&'t str>, ApiError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| match limit {
+            None => Ok(text.as_str()),
+            Some(limit) => model.tokenizer.cut_after_tokens(text, limit).map_err(|e| {
+                ApiError::invalid(field, format!("{field}[{i}] cannot be tokenized: {e}"))
+            }),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

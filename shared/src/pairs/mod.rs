@@ -16,7 +16,8 @@ use crate::tokenize::{PairCut, PairEncodeError, PairSide, PairTruncation};
 
 mod fields;
 use fields::{
-    DEFAULT_HYPOTHESIS_TEMPLATE, candidate_labels, documents, hypothesis, pair_cut, text, texts,
+    DEFAULT_HYPOTHESIS_TEMPLATE, candidate_labels, cut_texts, documents, hypothesis, pair_cut,
+    per_text_limit, text, texts,
 };
 
 /// A pair request, encoded, and what to make of its logits.
@@ -64,14 +65,16 @@ pub(crate) enum PairTask {
     },
 }
 
-/// `/rerank`: `query` against each of `documents`.
+/// `/rerank` (and Cohere's `/v2/rerank`, which always returns the documents): `query` against each of
+/// `documents`.
 pub(crate) fn rerank(
     body: &Body,
     model: &ServedModel,
     max_inputs: usize,
+    documents_always: bool,
 ) -> Result<PairJob, ApiError> {
     one_label(model, "reranking")?;
-    let query = text(body.required("query")?, "query")?;
+    let query = vec![text(body.required("query")?, "query")?];
     let documents = documents(body.required("documents")?, max_inputs)?;
     let top_n = match body.optional_integer("top_n")? {
         None | Some(0) => None,
@@ -84,56 +87,46 @@ pub(crate) fn rerank(
         }
     };
     let cut = pair_cut(body, model)?;
-    let pairs: Vec<(&str, &str)> = documents
-        .iter()
-        .map(|d| (query.as_str(), d.as_str()))
-        .collect();
+    let (query_kept, documents_kept) =
+        per_text_cuts(body, model, ("query", &query), ("documents", &documents))?;
+    let pairs: Vec<(&str, &str)> = documents_kept.iter().map(|d| (query_kept[0], *d)).collect();
     PairJob::new(
         body,
         encode_pairs(model, &pairs, cut, "documents")?,
         PairTask::Rerank {
             top_n,
-            return_documents: body.optional_bool("return_documents")?.unwrap_or(true),
+            return_documents: documents_always
+                || body.optional_bool("return_documents")?.unwrap_or(true),
             use_activation: body.use_activation()?,
             documents,
         },
     )
 }
 
-/// `/score`: `text_1` against `text_2` (or vLLM's newer `queries` and `documents`), 1:1, 1:N or N:N.
+/// The names vLLM accepts for `/score`'s two sides: each first side's name with the second sides' that go
+/// with it.
+pub(crate) const SCORE_SIDES: [(&str, &[&str]); 3] = [
+    ("text_1", &["text_2"]),
+    ("queries", &["documents", "items"]),
+    ("data_1", &["data_2"]),
+];
+
+/// `/score`: the first side against the second, 1:1, 1:N or N:N, in any of vLLM's spellings (`text_1` and
+/// `text_2`, `queries` and `documents` or `items`, `data_1` and `data_2`).
 pub(crate) fn score(
     body: &Body,
     model: &ServedModel,
     max_inputs: usize,
 ) -> Result<PairJob, ApiError> {
     one_label(model, "scoring")?;
-    let side =
-        |old: &'static str, new: &'static str| -> Result<(&'static str, Vec<String>), ApiError> {
-            match (body.optional(old), body.optional(new)) {
-                (Some(_), Some(_)) => Err(ApiError::invalid(
-                    old,
-                    format!("send `{old}` or `{new}`, not both"),
-                )),
-                (Some(value), None) => Ok((old, texts(value, old, max_inputs)?)),
-                (None, Some(value)) => Ok((new, texts(value, new, max_inputs)?)),
-                (None, None) => Err(ApiError::invalid(
-                    old,
-                    format!("`{old}` (or `{new}`) is required"),
-                )),
-            }
-        };
-    let (first_name, first) = side("text_1", "queries")?;
-    let (second_name, second) = side("text_2", "documents")?;
+    let (first_name, second_name) = score_fields(body)?;
+    let first = texts(body.required(first_name)?, first_name, max_inputs)?;
+    let second = texts(body.required(second_name)?, second_name, max_inputs)?;
+    let cut = pair_cut(body, model)?;
+    let (first, second) = per_text_cuts(body, model, (first_name, &first), (second_name, &second))?;
     let pairs: Vec<(&str, &str)> = match (first.len(), second.len()) {
-        (1, _) => second
-            .iter()
-            .map(|b| (first[0].as_str(), b.as_str()))
-            .collect(),
-        (n, m) if n == m => first
-            .iter()
-            .zip(&second)
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect(),
+        (1, _) => second.iter().map(|b| (first[0], *b)).collect(),
+        (n, m) if n == m => first.iter().copied().zip(second.iter().copied()).collect(),
         (n, m) => {
             return Err(ApiError::invalid(
                 second_name,
@@ -144,7 +137,6 @@ pub(crate) fn score(
             ));
         }
     };
-    let cut = pair_cut(body, model)?;
     PairJob::new(
         body,
         encode_pairs(model, &pairs, cut, second_name)?,
@@ -152,6 +144,79 @@ pub(crate) fn score(
             use_activation: body.use_activation()?,
         },
     )
+}
+
+/// Which of [`SCORE_SIDES`] the body uses; a 400 naming the field when a side is missing, given twice, or spelled
+/// from another pair of names.
+fn score_fields(body: &Body) -> Result<(&'static str, &'static str), ApiError> {
+    let given = |names: &[&'static str]| -> Vec<&'static str> {
+        names
+            .iter()
+            .copied()
+            .filter(|name| body.optional(name).is_some())
+            .collect()
+    };
+    let firsts = given(&SCORE_SIDES.map(|(first, _)| first));
+    let seconds: Vec<&'static str> = SCORE_SIDES
+        .iter()
+        .flat_map(|(_, seconds)| seconds.iter().copied())
+        .collect();
+    let seconds = given(&seconds);
+    let either = |names: &[&str]| names.join("` or `");
+    let (first, partners) = match firsts.as_slice() {
+        [] => {
+            return Err(ApiError::invalid(
+                "text_1",
+                "`text_1` and `text_2` are required (or vLLM's `queries` and `documents` or `items`, `data_1` and \
+                 `data_2`)",
+            ));
+        }
+        [first] => SCORE_SIDES
+            .iter()
+            .find(|(name, _)| name == first)
+            .copied()
+            .ok_or_else(|| ApiError::internal("a score field without its partners"))?,
+        [a, b, ..] => {
+            return Err(ApiError::invalid(
+                a,
+                format!("send `{a}` or `{b}`, not both"),
+            ));
+        }
+    };
+    match seconds.as_slice() {
+        [] => Err(ApiError::invalid(
+            partners[0],
+            format!("`{}` is required with `{first}`", either(partners)),
+        )),
+        [second] if partners.contains(second) => Ok((first, second)),
+        [second] => Err(ApiError::invalid(
+            second,
+            format!(
+                "`{second}` does not go with `{first}`: send `{}`",
+                either(partners)
+            ),
+        )),
+        [a, b, ..] => Err(ApiError::invalid(
+            a,
+            format!("send `{a}` or `{b}`, not both"),
+        )),
+    }
+}
+
+/// The first and second texts of each pair after `max_tokens_per_query` and `max_tokens_per_doc` (vLLM's cuts of
+/// each text alone, before pairing); each side is `(field, texts)`.
+fn per_text_cuts<'t>(
+    body: &Body,
+    model: &ServedModel,
+    first: (&'static str, &'t [String]),
+    second: (&'static str, &'t [String]),
+) -> Result<(Vec<&'t str>, Vec<&'t str>), ApiError> {
+    let query_limit = per_text_limit(body, model, "max_tokens_per_query")?;
+    let doc_limit = per_text_limit(body, model, "max_tokens_per_doc")?;
+    Ok((
+        cut_texts(model, first.1, query_limit, first.0)?,
+        cut_texts(model, second.1, doc_limit, second.0)?,
+    ))
 }
 
 /// `/v1/zero-shot`: the text against one hypothesis per candidate label, as transformers' zero-shot pipeline.
@@ -326,6 +391,16 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// A one-label model's relevance: its logit through the model's own activation (sigmoid unless config.json says
+/// otherwise), or raw.
+fn relevance(model: &ServedModel, row: &[f32], use_activation: bool) -> f32 {
+    let score = match use_activation {
+        true => model.activation().apply(row),
+        false => row.to_vec(),
+    };
+    score.first().copied().unwrap_or(f32::NAN)
+}
+
 impl PairTask {
     /// The answer from one logit row per pair (already checked: one row per pair, finite, `num_classes` wide).
     pub(crate) fn answer(
@@ -349,11 +424,7 @@ impl PairTask {
                     .enumerate()
                     .map(|(index, (row, text))| RankedDocument {
                         index,
-                        relevance_score: if use_activation {
-                            sigmoid(row[0])
-                        } else {
-                            row[0]
-                        },
+                        relevance_score: relevance(model, row, use_activation),
                         document: return_documents.then_some(Document { text }),
                     })
                     .collect();
@@ -379,11 +450,7 @@ impl PairTask {
                     .map(|(index, row)| ScoreData {
                         index,
                         object: "score",
-                        score: if use_activation {
-                            sigmoid(row[0])
-                        } else {
-                            row[0]
-                        },
+                        score: relevance(model, row, use_activation),
                     })
                     .collect(),
                 usage,

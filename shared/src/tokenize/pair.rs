@@ -106,7 +106,13 @@ impl TextTokenizer {
         cut: Option<PairCut>,
         limit: usize,
     ) -> Result<TokenSequence, PairEncodeError> {
-        let specials = self.num_pair_special_tokens;
+        // An empty second text is no pair to transformers (`tokenizer(a, "")` encodes `a` alone), which is what a
+        // document cut to nothing by `max_tokens_per_doc` becomes.
+        let single = second.is_empty();
+        let specials = match single {
+            true => self.num_special_tokens(),
+            false => self.num_pair_special_tokens,
+        };
         let tokenizer_error = |e: String| PairEncodeError::Tokenizer(e);
         let (first, second) = match cut {
             Some(PairCut {
@@ -165,13 +171,47 @@ impl TextTokenizer {
         };
         let pair = self
             .inner
-            .post_process(first, Some(second), true)
+            .post_process(first, (!single).then_some(second), true)
             .map_err(|e| tokenizer_error(e.to_string()))?;
         let type_ids = pair.get_type_ids();
         Ok(TokenSequence {
             ids: pair.get_ids().to_vec(),
             type_ids: type_ids.iter().any(|&t| t != 0).then(|| type_ids.to_vec()),
         })
+    }
+
+    /// `text` up to where its `max_tokens`-th token ends (the text tokenized alone, without special tokens), as
+    /// vLLM's `max_tokens_per_doc` cuts a document: whole characters of the original, not decoded tokens. A cut
+    /// that still has more tokens (a word split differently once its end is gone) is cut again.
+    pub fn cut_after_tokens<'t>(
+        &self,
+        text: &'t str,
+        max_tokens: usize,
+    ) -> Result<&'t str, String> {
+        let mut kept = text;
+        while !kept.is_empty() {
+            let encoding = self
+                .inner
+                .encode_char_offsets(kept, false)
+                .map_err(|e| e.to_string())?;
+            let offsets = encoding.get_offsets();
+            if offsets.len() <= max_tokens {
+                break;
+            }
+            let chars = kept.chars().count();
+            let end = match max_tokens.checked_sub(1) {
+                None => 0,
+                Some(last) => offsets[last].1.min(offsets[max_tokens].0),
+            };
+            // Where the cut would keep everything (offsets past the text), drop a character so each pass shortens.
+            let end = end.min(chars - 1);
+            let byte_end = kept
+                .char_indices()
+                .nth(end)
+                .map_or(kept.len(), |(at, _)| at);
+            kept = &kept[..byte_end];
+        }
+        Ok(kept)
     }
 }
 
@@ -191,6 +231,21 @@ mod tests {
                         {"SpecialToken": {"id": "[SEP]", "type_id": 1}}]"#,
         );
         TextTokenizer::from_json(json.as_bytes(), None).unwrap()
+    }
+
+    #[test]
+    fn documents_are_cut_after_their_kth_token_at_its_end() {
+        let tokenizer = bert_pairs();
+        // BERT's normalizer lowercases; the cut keeps the original characters.
+        assert_eq!(tokenizer.cut_after_tokens("A  b c", 2), Ok("A  b"));
+        assert_eq!(tokenizer.cut_after_tokens("a b c", 3), Ok("a b c"));
+        assert_eq!(tokenizer.cut_after_tokens("a b c", 1), Ok("a"));
+        assert_eq!(tokenizer.cut_after_tokens("é a b", 1), Ok("é"));
+        assert_eq!(tokenizer.cut_after_tokens("a b", 0), Ok(""));
+        // A document cut to nothing leaves the query alone, in the single-text template, as transformers does.
+        let alone = tokenizer.encode_pair("a b", "", None, 64).unwrap();
+        assert_eq!(alone.ids, tokenizer.encode("a b", true, None).unwrap());
+        assert_eq!(alone.type_ids, None);
     }
 
     fn cut(max_tokens: usize, strategy: PairTruncation) -> Option<PairCut> {

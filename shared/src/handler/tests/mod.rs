@@ -8,6 +8,10 @@ use crate::config::ModelConfig;
 use crate::engine::Logits;
 use crate::error::ErrorKind;
 use crate::model::ServedModel;
+use crate::moderation::ModerationPolicy;
+
+mod moderations;
+mod pair_routes;
 
 /// Serves models named `names` (the test BERT tokenizer) with `labels`; every logit is the sum of the
 /// sequence's token type ids; keeps the sequences of the last job and counts forwarded requests.
@@ -41,18 +45,20 @@ impl FakeDeployment {
         config: &str,
         output: OutputKind,
     ) -> FakeDeployment {
+        let labels: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
         let models = names
             .iter()
             .map(|name| ServedModel {
                 name: (*name).to_owned(),
                 config: ModelConfig::from_json(config.as_bytes()).unwrap(),
                 tokenizer: crate::tokenize::tests::bert(),
-                labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+                labels: labels.clone(),
                 max_model_len: 16,
                 vocab_size: 9,
                 output,
                 created: 0,
                 chat_template: Ok(None),
+                moderation: ModerationPolicy::new(&labels, None).unwrap(),
             })
             .collect();
         FakeDeployment {
@@ -251,6 +257,11 @@ fn odd_bodies_on_every_model_route_get_contract_answers() {
         "use_activation",
         "return_documents",
         "prompt",
+        "items",
+        "data_1",
+        "data_2",
+        "max_tokens_per_doc",
+        "max_tokens_per_query",
     ];
     let routes: Vec<&str> = ROUTES
         .iter()
