@@ -36,7 +36,7 @@ pub struct ModerationPolicy {
 }
 
 /// `moderation.json` beside a model.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     /// Per label; labels not named get `default_threshold`.
@@ -52,11 +52,7 @@ impl ModerationPolicy {
     /// the model does not have is an error, so a typo cannot silently leave a category at the default.
     pub fn new(labels: &[String], file: Option<&[u8]>) -> Result<ModerationPolicy, String> {
         let file: PolicyFile = match file {
-            None => PolicyFile {
-                thresholds: Default::default(),
-                default_threshold: None,
-                never_flag: None,
-            },
+            None => PolicyFile::default(),
             Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string())?,
         };
         let class = |label: &str, field: &str| {
