@@ -60,12 +60,13 @@ impl OnnxFileOrder {
 }
 
 /// The files of a model directory whose change makes a snapshot of it stale.
-const MODEL_FILES: [&str; 5] = [
+const MODEL_FILES: [&str; 6] = [
     file_names::CONFIG,
     file_names::TOKENIZER,
     file_names::TOKENIZER_CONFIG,
     file_names::CHAT_TEMPLATE,
     file_names::MODERATION,
+    file_names::RERANKER,
 ];
 
 pub struct EdgeModels {

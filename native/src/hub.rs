@@ -21,6 +21,7 @@ const OPTIONAL_FILES: &[&str] = &[
     file_names::TOKENIZER_CONFIG,
     file_names::CHAT_TEMPLATE,
     file_names::MODERATION,
+    file_names::RERANKER,
 ];
 const SINGLE_WEIGHTS: &str = file_names::SAFETENSORS;
 const WEIGHTS_INDEX: &str = file_names::SAFETENSORS_INDEX;

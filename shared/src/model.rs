@@ -8,7 +8,7 @@ use crate::config::ModelConfig;
 use crate::engine::{ModelShape, OutputKind};
 use crate::moderation::ModerationPolicy;
 use crate::response::unix_now;
-use crate::tokenize::TextTokenizer;
+use crate::tokenize::{RerankPrompt, TextTokenizer};
 
 /// The files of a Hugging Face model directory (what `save_pretrained` writes) that this project reads.
 pub mod file_names {
@@ -18,6 +18,8 @@ pub mod file_names {
     pub const CHAT_TEMPLATE: &str = "chat_template.jinja";
     /// This project's own: how `/v1/moderations` flags the model's labels.
     pub const MODERATION: &str = "moderation.json";
+    /// This project's own: an LLM reranker's prompt and answer tokens (`tokenize::RerankPrompt`).
+    pub const RERANKER: &str = "reranker.json";
     /// The weights in one file.
     pub const SAFETENSORS: &str = "model.safetensors";
     /// The weights in shards: the index names them.
@@ -42,6 +44,8 @@ pub struct ServedModel {
     pub chat_template: Result<Option<ChatTemplate>, String>,
     /// Which labels flag on `/v1/moderations`, and from what score.
     pub moderation: ModerationPolicy,
+    /// An LLM reranker's prompt: pairs are put in it instead of the tokenizer's pair template.
+    pub prompt: Option<RerankPrompt>,
 }
 
 /// config.json and the tokenizer files of a Hugging Face model directory.
@@ -53,11 +57,13 @@ pub struct ModelFiles {
     pub chat_template: Result<Option<ChatTemplate>, String>,
     /// `moderation.json`, when present.
     pub moderation: Option<Vec<u8>>,
+    /// The prompt of an LLM reranker (a `*ForCausalLM` checkpoint, or any with `reranker.json`).
+    pub prompt: Option<RerankPrompt>,
 }
 
 impl ModelFiles {
-    /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json` and
-    /// `chat_template.jinja`. Errors name the file; a chat template that cannot be used is kept as its error
+    /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json`, `chat_template.jinja`,
+    /// `moderation.json` and `reranker.json`. Errors name the file; a chat template that cannot be used is kept as its error
     /// (the model still classifies text).
     pub fn read(dir: &Path) -> Result<ModelFiles, String> {
         let read = |name: &str| {
@@ -90,10 +96,22 @@ impl ModelFiles {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or(serde_json::Value::Null);
         let chat_template = ChatTemplate::from_files(template_file, &tokenizer_config);
-        let moderation = match dir.join(file_names::MODERATION).exists() {
-            true => Some(read(file_names::MODERATION)?),
-            false => None,
+        let optional = |name: &str| match dir.join(name).exists() {
+            true => read(name).map(Some),
+            false => Ok(None),
         };
+        let moderation = optional(file_names::MODERATION)?;
+        let reranker = optional(file_names::RERANKER)?;
+        let prompt = RerankPrompt::for_model(&config, &tokenizer, reranker.as_deref()).map_err(|e| {
+            match reranker {
+                Some(_) => format!("{}: {e}", dir.join(file_names::RERANKER).display()),
+                None => format!(
+                    "{}: served as an LLM reranker with Qwen3-Reranker's prompt ({} may set another): {e}",
+                    dir.display(),
+                    file_names::RERANKER
+                ),
+            }
+        })?;
         if let Err(e) = &chat_template {
             tracing::warn!(model = %dir.display(), "chat requests will be refused: {e}");
         }
@@ -103,6 +121,7 @@ impl ModelFiles {
             tokenizer,
             chat_template,
             moderation,
+            prompt,
         })
     }
 }
@@ -129,6 +148,7 @@ impl ServedModel {
             created: unix_now(),
             chat_template: files.chat_template,
             moderation,
+            prompt: files.prompt,
         })
     }
 

@@ -609,7 +609,7 @@ macro_rules! conformance_tests {
             case18_moderations);
         $crate::conformance_tests!(@pair_cases $client, $models;
             rerank_matches_transformers, score_matches_transformers, per_doc_cuts_match_vllm, pair_errors,
-            zero_shot_matches_the_pipeline, chat_matches_apply_chat_template);
+            instructions_replace_the_default, zero_shot_matches_the_pipeline, chat_matches_apply_chat_template);
         $crate::conformance_tests!(@token_cases $client, $token_models;
             token_classify_matches_the_pipeline, long_texts_in_windows_match_the_pipeline,
             token_classify_options, pooling_matches_transformers_per_token);

@@ -34,6 +34,11 @@ pub const DECODER_MODELS: &[&str] = &[
     "gemma2-2label",
 ];
 
+/// LLM rerankers (native only): causal LMs scored on "yes" against "no" after a prompt; Qwen3-Reranker's shape
+/// (tied embeddings, its model card's prompt) and a Qwen2 one with its own prompt and answer tokens in
+/// reranker.json. Their pairs.json holds the prompts' ids and scores.
+pub const LLM_RERANKERS: &[&str] = &["qwen3-reranker", "qwen2-reranker"];
+
 /// Reward models (native only): heads transformers does not ship, referenced by the generator's own modules.
 /// InternLM2's appends its `reward_token_id` to every input.
 pub const REWARD_MODELS: &[&str] = &["qwen2-reward", "llama-normal-weights", "internlm2-reward"];
@@ -203,10 +208,11 @@ impl Fixture {
         )
         .unwrap_or_default();
         let classes = self.reference.inputs[0].logits.len();
-        // Reward heads answer one score, LABEL_0, whatever labels config.json lists for their internals.
+        // Reward heads and LLM rerankers answer one score, LABEL_0, whatever labels config.json lists.
         let architecture = &self.reference.architecture;
-        let reward =
-            architecture.ends_with("RewardModel") || architecture.ends_with("Normal_Weights");
+        let reward = ["RewardModel", "Normal_Weights", "ForCausalLM"]
+            .iter()
+            .any(|kind| architecture.ends_with(kind));
         (0..classes)
             .map(|i| {
                 if reward {

@@ -25,6 +25,14 @@ pub struct RerankReference {
     pub only_second_refused_at: usize,
     /// vLLM's `max_tokens_per_doc` cut of each document, then the pairs.
     pub per_doc: Vec<PerDocCut>,
+    /// An LLM reranker whose prompt takes an instruction: the pairs with this one instead of the default.
+    pub instructed: Option<Instructed>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Instructed {
+    pub instruction: String,
+    pub pairs: Vec<EncodedPair>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -331,6 +339,75 @@ pub fn per_doc_cuts_match_vllm(client: &Client, fixture: &Fixture) {
             );
         }
     }
+}
+
+/// An LLM reranker's `instruction` (or `instruct`) replaces its prompt's default, on every pair route, against the
+/// model card's scoring with that instruction; a model whose prompt has no place for one (a cross-encoder, a
+/// prompt without `{instruction}`) answers 400 naming the field.
+pub fn instructions_replace_the_default(client: &Client, fixture: &Fixture) {
+    let Some(rerank) = PairReference::load(fixture).and_then(|p| p.rerank) else {
+        return;
+    };
+    let name = &fixture.name;
+    let Some(instructed) = &rerank.instructed else {
+        for field in ["instruction", "instruct"] {
+            let reply = client.post(
+                "/rerank",
+                &json!({"model": name, "query": rerank.query, "documents": rerank.documents, field: "x"}),
+            );
+            let message = reply.expect_error(400, "invalid_request_error");
+            assert_eq!(reply.json()["param"], json!(field), "{name}: {message}");
+        }
+        return;
+    };
+    let want: Vec<f32> = instructed
+        .pairs
+        .iter()
+        .map(|p| sigmoid(p.logits[0]))
+        .collect();
+    let tokens: usize = instructed.pairs.iter().map(|p| p.ids.len()).sum();
+    for (path, field) in [("/v1/rerank", "instruction"), ("/v2/rerank", "instruct")] {
+        let body = client
+            .post(
+                path,
+                &json!({"model": name, "query": rerank.query, "documents": rerank.documents,
+                        field: instructed.instruction}),
+            )
+            .json();
+        for result in body["results"].as_array().expect("results") {
+            let index = result["index"].as_u64().expect("index") as usize;
+            assert_close(
+                &[f32_of(&result["relevance_score"])],
+                &[want[index]],
+                REFERENCE_TOLERANCE,
+                &format!("{name} {path} {field}: document {index}"),
+            );
+        }
+        assert_eq!(
+            body["usage"]["prompt_tokens"],
+            json!(tokens),
+            "{name} {path}"
+        );
+    }
+    let body = client
+        .post(
+            "/score",
+            &json!({"model": name, "queries": rerank.query, "items": rerank.documents,
+                    "instruction": instructed.instruction}),
+        )
+        .json();
+    let got: Vec<f32> = body["data"]
+        .as_array()
+        .map(|data| data.iter().map(|d| f32_of(&d["score"])).collect())
+        .unwrap_or_default();
+    assert_close(&got, &want, REFERENCE_TOLERANCE, &format!("{name} /score"));
+    let reply = client.post(
+        "/rerank",
+        &json!({"model": name, "query": rerank.query, "documents": rerank.documents,
+                "instruction": "a", "instruct": "b"}),
+    );
+    reply.expect_error(400, "invalid_request_error");
+    assert_eq!(reply.json()["param"], "instruct", "{name}");
 }
 
 /// The errors of the pair routes, in the contract's shape, naming the field.

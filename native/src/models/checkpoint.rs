@@ -7,6 +7,7 @@ use anyhow::Context;
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use classify_protocol::config::ModelConfig;
+use classify_protocol::tokenize::YesNoTokens;
 use classify_protocol::{EngineError, Logits};
 
 use crate::device::Placement;
@@ -20,6 +21,8 @@ pub struct Checkpoint<'a> {
     pub weights: &'a [PathBuf],
     pub vb: VarBuilder<'a>,
     pub placement: &'a Placement,
+    /// The answer tokens of an LLM reranker's prompt, when the model has one.
+    pub yes_no: Option<YesNoTokens>,
 }
 
 impl Checkpoint<'_> {

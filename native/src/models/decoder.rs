@@ -36,6 +36,9 @@ pub struct DecoderConfig {
     pub hidden_act: Option<String>,
     pub hidden_activation: Option<String>,
     pub pad_token_id: Option<Value>,
+    /// `lm_head` shares the embedding table (read by LLM rerankers).
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
 }
 
 fn default_rms_norm_eps() -> f64 {
@@ -341,19 +344,20 @@ pub struct DecoderClassifier {
 }
 
 impl DecoderClassifier {
-    /// Loads `model.*` and the head's tensors (any `lm_head.*` is ignored).
+    /// Loads `model.*` and the head's tensors (of `lm_head`, only what an LLM reranker's head reads).
     pub fn load(
         spec: DecoderSpec,
         head: HeadKind,
         pad_token_id: u32,
-        vb: VarBuilder,
+        checkpoint: Checkpoint,
     ) -> candle_core::Result<DecoderClassifier> {
         let c = &spec.config;
+        let vb = checkpoint.vb;
         let model = vb.pp("model");
         let layers = (0..c.num_hidden_layers)
             .map(|i| Layer::load(&spec, i, model.pp(format!("layers.{i}"))))
             .collect::<candle_core::Result<Vec<_>>>()?;
-        let head = ClassifierHead::load(head, c.hidden_size, vb.clone())?;
+        let head = ClassifierHead::load(head, c.hidden_size, &vb, checkpoint.weights)?;
         let num_classes = head.num_classes()?;
         Ok(DecoderClassifier {
             embed: embedding(c.vocab_size, c.hidden_size, model.pp("embed_tokens"))?,
@@ -456,11 +460,31 @@ pub fn load_classifier(
     let spec = spec?;
     let pad = pad_token_id(&spec.config);
     Ok(Box::new(DecoderClassifier::load(
-        spec,
-        head,
-        pad,
-        checkpoint.vb,
+        spec, head, pad, checkpoint,
     )?))
+}
+
+/// A causal LM served as an LLM reranker: one score, its "yes" logit less its "no" logit at the last token (vLLM's
+/// `from_2_way_softmax`), whose sigmoid is `softmax([no, yes])[yes]`. The tokens come from the model's prompt.
+pub fn load_yes_no_reranker(
+    checkpoint: Checkpoint,
+    spec: anyhow::Result<DecoderSpec>,
+) -> anyhow::Result<Box<dyn Engine>> {
+    let spec = spec?;
+    let Some(tokens) = checkpoint.yes_no else {
+        anyhow::bail!(
+            "a causal LM is served as a reranker, which needs the prompt's answer tokens"
+        );
+    };
+    // One score through a sigmoid, whatever labels or activation config.json carries for generation.
+    let config = &mut *checkpoint.config;
+    config.num_labels = Some(1);
+    config.id2label = None;
+    config.label2id = None;
+    config.problem_type = None;
+    config.saved_activation = None;
+    let tied = spec.config.tie_word_embeddings;
+    load_classifier(checkpoint, Ok(spec), HeadKind::YesNo { tokens, tied })
 }
 
 /// The first pad id of config.json (an integer or a list), else 0: padding only fills positions after each input.

@@ -1,8 +1,13 @@
 //! Heads on a decoder's last-token hidden state, all run in f32: the plain `score` projection of the
-//! `*ForSequenceClassification` models and the two reward heads transformers does not ship.
+//! `*ForSequenceClassification` models, the two reward heads transformers does not ship, and an LLM reranker's
+//! two `lm_head` rows.
 
-use candle_core::{DType, Module, Tensor};
+use std::path::PathBuf;
+
+use candle_core::safetensors::MmapedSafetensors;
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
+use classify_protocol::tokenize::YesNoTokens;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadKind {
@@ -13,6 +18,8 @@ pub enum HeadKind {
     /// SGLang's LlamaForSequenceClassificationWithNormal_Weights: `score` (h→n, no bias) and `weights.fc`
     /// (h→h, SELU, h→h, SELU, h→n/2); one reward, `sum_k score[2k] * weights[k]`.
     NormalWeights,
+    /// An LLM reranker: `lm_head[yes] - lm_head[no]` as a one-row score (the embedding rows when `tied`).
+    YesNo { tokens: YesNoTokens, tied: bool },
 }
 
 pub enum ClassifierHead {
@@ -33,6 +40,39 @@ fn linear_f32(vb: &VarBuilder, in_dim: usize, bias: bool) -> candle_core::Result
     Ok(Linear::new(weight, bias))
 }
 
+/// `rows[yes] - rows[no]` of the `[vocab, hidden]` tensor `name`, read from the files alone: the vocabulary head
+/// itself is never loaded.
+fn yes_minus_no(
+    weights: &[PathBuf],
+    name: &str,
+    tokens: YesNoTokens,
+    hidden_size: usize,
+    device: &Device,
+) -> candle_core::Result<Linear> {
+    // SAFETY: read-only maps of the weight files, as the VarBuilder's; nobody truncates them while the model loads.
+    let files = unsafe { MmapedSafetensors::multi(weights)? };
+    let view = files.get(name)?;
+    let dtype = DType::try_from(view.dtype())?;
+    let (rows, width) = match view.shape() {
+        [rows, width] => (*rows, *width),
+        shape => candle_core::bail!("{name}: shape {shape:?} is not [vocab, hidden]"),
+    };
+    if width != hidden_size {
+        candle_core::bail!("{name}: rows of {width}, the hidden size is {hidden_size}");
+    }
+    let row_bytes = width * dtype.size_in_bytes();
+    let row = |id: u32| {
+        let id = id as usize;
+        if id >= rows {
+            candle_core::bail!("{name}: the answer token {id} is past its {rows} rows");
+        }
+        let bytes = &view.data()[id * row_bytes..(id + 1) * row_bytes];
+        Tensor::from_raw_buffer(bytes, dtype, &[1, width], &Device::Cpu)?.to_dtype(DType::F32)
+    };
+    let weight = (row(tokens.yes)? - row(tokens.no)?)?.to_device(device)?;
+    Ok(Linear::new(weight, None))
+}
+
 fn selu(xs: &Tensor) -> candle_core::Result<Tensor> {
     const ALPHA: f64 = 1.673_263_242_354_377_3;
     const SCALE: f64 = 1.050_700_987_355_480_5;
@@ -45,7 +85,8 @@ impl ClassifierHead {
     pub fn load(
         kind: HeadKind,
         hidden_size: usize,
-        vb: VarBuilder,
+        vb: &VarBuilder,
+        weights: &[PathBuf],
     ) -> candle_core::Result<ClassifierHead> {
         Ok(match kind {
             HeadKind::Score => {
@@ -65,6 +106,19 @@ impl ClassifierHead {
                         linear_f32(&fc.pp("4"), hidden_size, true)?,
                     ],
                 }
+            }
+            HeadKind::YesNo { tokens, tied } => {
+                let rows = match tied {
+                    true => "model.embed_tokens.weight",
+                    false => "lm_head.weight",
+                };
+                ClassifierHead::Score(yes_minus_no(
+                    weights,
+                    rows,
+                    tokens,
+                    hidden_size,
+                    vb.device(),
+                )?)
             }
         })
     }

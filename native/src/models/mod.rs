@@ -61,6 +61,8 @@ pub const ARCHITECTURES: &[(&str, Loader)] = &[
     ("Qwen2ForSequenceClassification", qwen2::load),
     ("Qwen3ForSequenceClassification", qwen3::load),
     ("Gemma2ForSequenceClassification", gemma2::load),
+    ("Qwen2ForCausalLM", qwen2::load_yes_no),
+    ("Qwen3ForCausalLM", qwen3::load_yes_no),
     ("Qwen2ForRewardModel", qwen2::load_reward),
     (
         "LlamaForSequenceClassificationWithNormal_Weights",
@@ -127,6 +129,7 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
         weights: &weights,
         vb,
         placement,
+        yes_no: files.prompt.as_ref().map(|prompt| prompt.tokens),
     })
     .with_context(|| {
         format!(

@@ -4,7 +4,9 @@
 use classify_protocol::Engine;
 
 use super::checkpoint::Checkpoint;
-use super::decoder::{DecoderSpec, load_classifier, reject_qwen_sliding_window};
+use super::decoder::{
+    DecoderSpec, load_classifier, load_yes_no_reranker, reject_qwen_sliding_window,
+};
 use super::heads::HeadKind;
 
 /// The decoder options for this architecture, from config.json.
@@ -27,4 +29,10 @@ pub fn load(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
 pub fn load_reward(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
     let spec = spec(checkpoint.config_json);
     load_classifier(checkpoint, spec, HeadKind::Qwen2Reward)
+}
+
+/// `Qwen2ForCausalLM`, served as an LLM reranker.
+pub fn load_yes_no(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+    let spec = spec(checkpoint.config_json);
+    load_yes_no_reranker(checkpoint, spec)
 }

@@ -46,6 +46,44 @@ pub(super) fn hypothesis(template: &str, label: &str) -> Result<String, ApiError
     Ok(out)
 }
 
+/// An LLM reranker's instruction for this request: `instruction` (vLLM's name) or `instruct`. Refused for a model
+/// whose prompt has no place for one.
+pub(super) fn instruction(body: &Body, model: &ServedModel) -> Result<Option<String>, ApiError> {
+    let given = [
+        ("instruction", body.optional_string("instruction")?),
+        ("instruct", body.optional_string("instruct")?),
+    ];
+    let mut given = given
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, value?)));
+    let Some((field, instruction)) = given.next() else {
+        return Ok(None);
+    };
+    if given.next().is_some() {
+        return Err(ApiError::invalid(
+            "instruct",
+            "send the instruction once, as `instruction` or as `instruct`",
+        ));
+    }
+    match &model.prompt {
+        Some(prompt) if prompt.takes_instruction() => Ok(Some(instruction)),
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!(
+                "`{}`'s prompt (reranker.json) has no `{{instruction}}` place",
+                model.name
+            ),
+        )),
+        None => Err(ApiError::invalid(
+            field,
+            format!(
+                "`{}` is a cross-encoder: it takes no instruction (LLM rerankers such as Qwen3-Reranker do)",
+                model.name
+            ),
+        )),
+    }
+}
+
 pub(super) fn candidate_labels(
     value: Option<&Value>,
     max_inputs: usize,

@@ -16,8 +16,8 @@ use crate::tokenize::{PairCut, PairEncodeError, PairSide, PairTruncation};
 
 mod fields;
 use fields::{
-    DEFAULT_HYPOTHESIS_TEMPLATE, candidate_labels, cut_texts, documents, hypothesis, pair_cut,
-    per_text_limit, text, texts,
+    DEFAULT_HYPOTHESIS_TEMPLATE, candidate_labels, cut_texts, documents, hypothesis, instruction,
+    pair_cut, per_text_limit, text, texts,
 };
 
 /// A pair request, encoded, and what to make of its logits.
@@ -92,7 +92,7 @@ pub(crate) fn rerank(
     let pairs: Vec<(&str, &str)> = documents_kept.iter().map(|d| (query_kept[0], *d)).collect();
     PairJob::new(
         body,
-        encode_pairs(model, &pairs, cut, "documents")?,
+        encode_pairs(model, &pairs, &Pairing::new(body, model, cut)?, "documents")?,
         PairTask::Rerank {
             top_n,
             return_documents: documents_always
@@ -139,7 +139,7 @@ pub(crate) fn score(
     };
     PairJob::new(
         body,
-        encode_pairs(model, &pairs, cut, second_name)?,
+        encode_pairs(model, &pairs, &Pairing::new(body, model, cut)?, second_name)?,
         PairTask::Score {
             use_activation: body.use_activation()?,
         },
@@ -279,7 +279,15 @@ pub(crate) fn zero_shot(
     };
     PairJob::new(
         body,
-        encode_pairs(model, &pairs, Some(cut), "parameters.candidate_labels")?,
+        encode_pairs(
+            model,
+            &pairs,
+            &Pairing {
+                cut: Some(cut),
+                instruction: None,
+            },
+            "parameters.candidate_labels",
+        )?,
         PairTask::ZeroShot {
             sequence,
             labels,
@@ -305,29 +313,49 @@ fn one_label(model: &ServedModel, task: &str) -> Result<(), ApiError> {
     ))
 }
 
-/// Every pair through the tokenizer's pair template, then the model's reward token (which takes one place of
-/// the max length or of a truncation budget); errors name `field`, or the truncation fields when the asked
-/// truncation cannot be done.
+/// How a request's pairs are encoded: its truncation, and its instruction for an LLM reranker's prompt.
+struct Pairing {
+    cut: Option<PairCut>,
+    instruction: Option<String>,
+}
+
+impl Pairing {
+    fn new(body: &Body, model: &ServedModel, cut: Option<PairCut>) -> Result<Pairing, ApiError> {
+        Ok(Pairing {
+            cut,
+            instruction: instruction(body, model)?,
+        })
+    }
+}
+
+/// Every pair through the tokenizer's pair template (or an LLM reranker's prompt), then the model's reward token
+/// (which takes one place of the max length or of a truncation budget); errors name `field`, or the truncation
+/// fields when the asked truncation cannot be done.
 fn encode_pairs(
     model: &ServedModel,
     pairs: &[(&str, &str)],
-    cut: Option<PairCut>,
+    pairing: &Pairing,
     field: &'static str,
 ) -> Result<Vec<TokenSequence>, ApiError> {
     let max_len = model.max_model_len;
     let appended = model.appended_tokens();
-    let cut = cut.map(|cut| PairCut {
+    let cut = pairing.cut.map(|cut| PairCut {
         max_tokens: cut.max_tokens.saturating_sub(appended),
         ..cut
     });
+    let limit = max_len.saturating_sub(appended);
+    let instruction = pairing.instruction.as_deref();
     pairs
         .iter()
         .enumerate()
         .map(|(i, (first, second))| {
-            let mut pair = model
-                .tokenizer
-                .encode_pair(first, second, cut, max_len.saturating_sub(appended))
-                .map_err(|e| pair_error(e.counting(appended), i, field, max_len))?;
+            let pair = match &model.prompt {
+                Some(prompt) => {
+                    prompt.encode(&model.tokenizer, instruction, first, second, cut, limit)
+                }
+                None => model.tokenizer.encode_pair(first, second, cut, limit),
+            };
+            let mut pair = pair.map_err(|e| pair_error(e.counting(appended), i, field, max_len))?;
             model.append_reward_token(&mut pair.ids);
             if let Some(types) = &mut pair.type_ids {
                 let last = types.last().copied().unwrap_or(0);
@@ -349,8 +377,13 @@ fn pair_error(error: PairEncodeError, i: usize, field: &'static str, max_len: us
         } => ApiError::invalid(
             "truncate_prompt_tokens",
             format!(
-                "cannot keep {max_tokens} tokens of a pair: the tokenizer's pair template adds {specials} special tokens"
+                "cannot keep {max_tokens} tokens of a pair: the model adds {specials} tokens of its own to each pair \
+                 (its tokenizer's pair template, or an LLM reranker's prompt)"
             ),
+        ),
+        PairEncodeError::PromptCutsTheEnd => ApiError::invalid(
+            "truncation",
+            "an LLM reranker's prompt is cut at its end, the document's: use `longest_first` or `only_second`",
         ),
         PairEncodeError::KeptSideTooLong { side, max_tokens } => {
             let (kept, cut) = match side {

@@ -60,6 +60,8 @@ pub enum PairEncodeError {
         count: usize,
         exact: bool,
     },
+    /// `only_first` asked of an LLM reranker's prompt, which can only lose tokens at its end (the document's).
+    PromptCutsTheEnd,
 }
 
 impl PairEncodeError {
@@ -85,6 +87,7 @@ impl PairEncodeError {
                 count: count + appended,
                 exact,
             },
+            PairEncodeError::PromptCutsTheEnd => PairEncodeError::PromptCutsTheEnd,
         }
     }
 }

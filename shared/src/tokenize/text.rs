@@ -205,6 +205,16 @@ impl TextTokenizer {
         text: &str,
         wanted: usize,
     ) -> Result<(tokenizers::Encoding, bool), String> {
+        self.plain_tokens_from(text, wanted, self.truncation_side)
+    }
+
+    /// As [`Self::plain_tokens`], keeping the `side` of a long text whatever the tokenizer's truncation side.
+    pub(super) fn plain_tokens_from(
+        &self,
+        text: &str,
+        wanted: usize,
+        side: TruncationDirection,
+    ) -> Result<(tokenizers::Encoding, bool), String> {
         let mut window = wanted
             .saturating_add(1)
             .saturating_mul(self.longest_token_bytes)
@@ -212,7 +222,7 @@ impl TextTokenizer {
             .max(MIN_WINDOW_BYTES);
         loop {
             let part = (window < text.len())
-                .then(|| whitespace_cut(text, window, self.truncation_side))
+                .then(|| whitespace_cut(text, window, side))
                 .flatten();
             let Some(part) = part else {
                 let whole = self.inner.encode(text, false).map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use classify_tests::client::Client;
 use classify_tests::fixtures::{
-    DECODER_MODELS, ENCODER_MODELS, REWARD_MODELS, TOKEN_MODELS, models_dir,
+    DECODER_MODELS, ENCODER_MODELS, LLM_RERANKERS, REWARD_MODELS, TOKEN_MODELS, models_dir,
 };
 use classify_tests::native::NativeServer;
 
@@ -14,6 +14,7 @@ fn all_models() -> impl Iterator<Item = &'static &'static str> {
         .iter()
         .chain(DECODER_MODELS)
         .chain(REWARD_MODELS)
+        .chain(LLM_RERANKERS)
 }
 
 /// One server for all these tests, serving every checkpoint.

@@ -424,7 +424,37 @@ fn startup_errors_name_the_problem() {
         "{error}"
     );
 
+    // LLM rerankers: answer tokens the tokenizer lacks (qwen2-reranker's are in its reranker.json, left out here),
+    // an untied head without its rows, a prompt template without the document.
+    let default_tokens = edited_copy("qwen2-reranker", "no-reranker-json", |_, _| {});
+    let error = load_error(&default_tokens);
+    assert!(
+        error.contains("no token `yes`") && error.contains("reranker.json"),
+        "{error}"
+    );
+    let no_lm_head = edited_copy("qwen2-reranker", "no-lm-head", |_, tensors| {
+        tensors.remove("lm_head.weight");
+    });
+    std::fs::copy(
+        models_dir().join("qwen2-reranker/reranker.json"),
+        no_lm_head.join("reranker.json"),
+    )
+    .expect("copy");
+    let error = load_error(&no_lm_head);
+    assert!(error.contains("lm_head.weight"), "{error}");
+    let bad_template = edited_copy("qwen3-reranker", "template", |_, _| {});
+    std::fs::write(bad_template.join("reranker.json"), r#"{"template": "{query}"}"#)
+        .expect("write");
+    let error = load_error(&bad_template);
+    assert!(
+        error.contains("reranker.json") && error.contains("`{document}` is missing"),
+        "{error}"
+    );
+
     for dir in [
+        default_tokens,
+        no_lm_head,
+        bad_template,
         unsupported,
         deberta_conv,
         modernbert_pooling,

@@ -3,7 +3,7 @@
 
 use classify_protocol::ModelFiles;
 use classify_protocol::tokenize::{PairCut, PairTruncation};
-use classify_tests::fixtures::{ENCODER_MODELS, Fixture, REWARD_MODELS};
+use classify_tests::fixtures::{ENCODER_MODELS, Fixture, LLM_RERANKERS, REWARD_MODELS};
 use classify_tests::pair_cases::{ChatReference, EncodedPair, PairReference};
 
 fn check(
@@ -25,7 +25,7 @@ fn check(
 #[test]
 fn pairs_are_encoded_as_transformers_encodes_them() {
     let mut checked = 0;
-    for name in ENCODER_MODELS {
+    for name in ENCODER_MODELS.iter().chain(LLM_RERANKERS) {
         let fixture = Fixture::load(name);
         let Some(reference) = PairReference::load(&fixture) else {
             continue;
@@ -33,11 +33,14 @@ fn pairs_are_encoded_as_transformers_encodes_them() {
         let files = ModelFiles::read(&fixture.dir).unwrap_or_else(|e| panic!("{e}"));
         let tokenizer = &files.tokenizer;
         let max_len = fixture.reference.max_model_len;
+        // A cross-encoder's pair template, or an LLM reranker's prompt.
+        let encode = |query: &str, document: &str, cut, instruction| match &files.prompt {
+            Some(prompt) => prompt.encode(tokenizer, instruction, query, document, cut, max_len),
+            None => tokenizer.encode_pair(query, document, cut, max_len),
+        };
         if let Some(rerank) = &reference.rerank {
             for (document, want) in rerank.documents.iter().zip(&rerank.pairs) {
-                let got = tokenizer
-                    .encode_pair(&rerank.query, document, None, max_len)
-                    .unwrap();
+                let got = encode(&rerank.query, document, None, None).unwrap();
                 check(&fixture, &got, want, document);
                 checked += 1;
             }
@@ -47,9 +50,7 @@ fn pairs_are_encoded_as_transformers_encodes_them() {
                     max_tokens: cut.truncate_prompt_tokens,
                     strategy,
                 };
-                let got = tokenizer
-                    .encode_pair(&rerank.query, &cut.document, Some(pair_cut), max_len)
-                    .unwrap();
+                let got = encode(&rerank.query, &cut.document, Some(pair_cut), None).unwrap();
                 let want = EncodedPair {
                     ids: cut.ids.clone(),
                     type_ids: cut.type_ids.clone(),
@@ -62,6 +63,14 @@ fn pairs_are_encoded_as_transformers_encodes_them() {
                     &format!("{} to {}", cut.truncation, cut.truncate_prompt_tokens),
                 );
                 checked += 1;
+            }
+            if let Some(instructed) = &rerank.instructed {
+                let instruction = Some(instructed.instruction.as_str());
+                for (document, want) in rerank.documents.iter().zip(&instructed.pairs) {
+                    let got = encode(&rerank.query, document, None, instruction).unwrap();
+                    check(&fixture, &got, want, &instructed.instruction);
+                    checked += 1;
+                }
             }
         }
         for case in reference.zero_shot.iter().flatten() {
@@ -79,7 +88,7 @@ fn pairs_are_encoded_as_transformers_encodes_them() {
             }
         }
     }
-    assert!(checked >= 36, "only {checked} pairs checked");
+    assert!(checked >= 57, "only {checked} pairs checked");
 }
 
 #[test]

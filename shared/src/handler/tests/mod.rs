@@ -59,6 +59,7 @@ impl FakeDeployment {
                 created: 0,
                 chat_template: Ok(None),
                 moderation: ModerationPolicy::new(&labels, None).unwrap(),
+                prompt: None,
             })
             .collect();
         FakeDeployment {
