@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use classify_protocol::cross_encoder;
 use classify_protocol::engine::warm_up;
 use classify_protocol::model::file_names;
 use classify_protocol::{Engine, ModelFiles, ServedModel};
@@ -60,13 +61,15 @@ impl OnnxFileOrder {
 }
 
 /// The files of a model directory whose change makes a snapshot of it stale.
-const MODEL_FILES: [&str; 6] = [
+const MODEL_FILES: [&str; 8] = [
     file_names::CONFIG,
     file_names::TOKENIZER,
     file_names::TOKENIZER_CONFIG,
     file_names::CHAT_TEMPLATE,
     file_names::MODERATION,
     file_names::RERANKER,
+    cross_encoder::MODULES,
+    cross_encoder::SETTINGS,
 ];
 
 pub struct EdgeModels {

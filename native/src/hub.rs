@@ -7,6 +7,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use classify_protocol::cross_encoder;
 use classify_protocol::model::file_names;
 use hf_hub::api::Progress;
 use hf_hub::api::sync::{ApiBuilder, ApiError, ApiRepo};
@@ -22,7 +23,21 @@ const OPTIONAL_FILES: &[&str] = &[
     file_names::CHAT_TEMPLATE,
     file_names::MODERATION,
     file_names::RERANKER,
+    cross_encoder::MODULES,
+    cross_encoder::SETTINGS,
 ];
+
+/// A Sentence-Transformers module folder's file the server reads (`2_Dense/config.json`,
+/// `2_Dense/model.safetensors`): sentence-transformers names the folders `{index}_{Module}`.
+fn is_module_file(path: &str) -> bool {
+    let Some((folder, file)) = path.split_once('/') else {
+        return false;
+    };
+    let numbered = folder
+        .split_once('_')
+        .is_some_and(|(index, _)| !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()));
+    numbered && matches!(file, "config.json" | cross_encoder::MODULE_WEIGHTS)
+}
 const SINGLE_WEIGHTS: &str = file_names::SAFETENSORS;
 const WEIGHTS_INDEX: &str = file_names::SAFETENSORS_INDEX;
 
@@ -135,8 +150,8 @@ impl HubModel {
         Ok(snapshot)
     }
 
-    /// What to download from the repository's file list: config, tokenizer files, and the safetensors weights
-    /// (one file, or the index whose shards follow).
+    /// What to download from the repository's file list: config, tokenizer files, the safetensors weights (one
+    /// file, or the index whose shards follow), and a Sentence-Transformers cross-encoder's modules.
     fn needed_files(&self, listed: &[&str]) -> anyhow::Result<Vec<String>> {
         let has = |file: &str| listed.contains(&file);
         let weights = if has(SINGLE_WEIGHTS) {
@@ -165,6 +180,12 @@ impl HubModel {
             OPTIONAL_FILES
                 .iter()
                 .filter(|f| has(f))
+                .map(|f| (*f).to_owned()),
+        );
+        files.extend(
+            listed
+                .iter()
+                .filter(|f| is_module_file(f))
                 .map(|f| (*f).to_owned()),
         );
         if weights == SINGLE_WEIGHTS {
@@ -442,6 +463,35 @@ mod tests {
                 "config.json",
                 "tokenizer.json",
                 "tokenizer_config.json"
+            ]
+        );
+        // An Ettin-style cross-encoder: its modules, not the README or the ONNX copy.
+        let files = model
+            .needed_files(&[
+                "config.json",
+                "tokenizer.json",
+                "model.safetensors",
+                "modules.json",
+                "config_sentence_transformers.json",
+                "1_Pooling/config.json",
+                "2_Dense/config.json",
+                "2_Dense/model.safetensors",
+                "onnx/model.onnx",
+                "x_Dense/config.json",
+                "README.md",
+            ])
+            .unwrap();
+        assert_eq!(
+            files,
+            [
+                "config.json",
+                "tokenizer.json",
+                "modules.json",
+                "config_sentence_transformers.json",
+                "1_Pooling/config.json",
+                "2_Dense/config.json",
+                "2_Dense/model.safetensors",
+                "model.safetensors"
             ]
         );
         let error = model

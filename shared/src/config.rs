@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::activation::{Activation, ProblemType};
+use crate::cross_encoder::CrossEncoderHead;
 
 /// Model metadata read from config.json. Unknown keys are ignored.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +103,21 @@ impl ModelConfig {
             max_position_embeddings: raw.max_position_embeddings,
             reward_token_id: raw.reward_token_id,
         })
+    }
+
+    /// A modular cross-encoder's config.json describes its bare backbone: the scores are counted by the head's
+    /// last Dense (labels the config declares for another count are dropped), and the activation is the one
+    /// config_sentence_transformers.json names.
+    pub fn use_cross_encoder_head(&mut self, head: &CrossEncoderHead) {
+        let scores = head.num_scores();
+        if scores.is_some() && self.declared_num_labels() != scores {
+            self.num_labels = scores;
+            self.id2label = None;
+            self.label2id = None;
+        }
+        if head.activation.is_some() {
+            self.saved_activation = head.activation;
+        }
     }
 
     pub fn architecture(&self) -> Option<&str> {

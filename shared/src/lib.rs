@@ -7,6 +7,7 @@ pub mod body;
 pub mod chat;
 mod classify;
 pub mod config;
+pub mod cross_encoder;
 pub mod deployment;
 pub mod engine;
 pub mod error;

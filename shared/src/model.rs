@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::activation::Activation;
 use crate::chat::ChatTemplate;
 use crate::config::ModelConfig;
+use crate::cross_encoder::CrossEncoderHead;
 use crate::engine::{ModelShape, OutputKind};
 use crate::moderation::ModerationPolicy;
 use crate::response::unix_now;
@@ -59,19 +60,26 @@ pub struct ModelFiles {
     pub moderation: Option<Vec<u8>>,
     /// The prompt of an LLM reranker (a `*ForCausalLM` checkpoint, or any with `reranker.json`).
     pub prompt: Option<RerankPrompt>,
+    /// The head of a Sentence-Transformers cross-encoder saved as modules; `config` already counts its scores
+    /// and carries its activation.
+    pub cross_encoder: Option<CrossEncoderHead>,
 }
 
 impl ModelFiles {
     /// Reads `config.json`, `tokenizer.json` and, when present, `tokenizer_config.json`, `chat_template.jinja`,
-    /// `moderation.json` and `reranker.json`. Errors name the file; a chat template that cannot be used is kept as its error
+    /// `moderation.json`, `reranker.json` and a Sentence-Transformers cross-encoder's modules. Errors name the file; a chat template that cannot be used is kept as its error
     /// (the model still classifies text).
     pub fn read(dir: &Path) -> Result<ModelFiles, String> {
         let read = |name: &str| {
             std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
         let config_json = read(file_names::CONFIG)?;
-        let config = ModelConfig::from_json(&config_json)
+        let mut config = ModelConfig::from_json(&config_json)
             .map_err(|e| format!("{}: {e}", dir.join(file_names::CONFIG).display()))?;
+        let cross_encoder = CrossEncoderHead::read(dir)?;
+        if let Some(head) = &cross_encoder {
+            config.use_cross_encoder_head(head);
+        }
         let tokenizer_config = dir.join(file_names::TOKENIZER_CONFIG);
         let tokenizer_config = if tokenizer_config.exists() {
             Some(read(file_names::TOKENIZER_CONFIG)?)
@@ -122,6 +130,7 @@ impl ModelFiles {
             chat_template,
             moderation,
             prompt,
+            cross_encoder,
         })
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use classify_protocol::TokenSequence;
 use serde::Deserialize;
 
-/// The encoder checkpoints, one or more per family, each also exported to ONNX for the edge.
+/// The encoder checkpoints, one or more per family, each also exported to ONNX for the edge; among them the
+/// Sentence-Transformers cross-encoders saved as modules (bare backbone + modules.json), exported whole.
 pub const ENCODER_MODELS: &[&str] = &[
     "bert-sentiment",
     "bert-3label",
@@ -18,6 +19,8 @@ pub const ENCODER_MODELS: &[&str] = &[
     "roberta-3label",
     "xlm-roberta-2label",
     "xlm-roberta-reranker",
+    "bert-st-reranker",
+    "modernbert-st-reranker",
     "deberta-v3-3label",
     "deberta-v2-2label",
     "modernbert-2label",
@@ -130,6 +133,9 @@ pub struct Reference {
     /// Set for models the server appends a reward token to; every reference sequence ends with it.
     #[serde(default)]
     pub reward_token_id: Option<u32>,
+    /// `identity` for a cross-encoder that saved it as its activation: its probs are its logits.
+    #[serde(default)]
+    pub activation: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,11 +214,13 @@ impl Fixture {
         )
         .unwrap_or_default();
         let classes = self.reference.inputs[0].logits.len();
-        // Reward heads and LLM rerankers answer one score, LABEL_0, whatever labels config.json lists.
+        // Reward heads, LLM rerankers and cross-encoders saved as modules (config.json describes their bare
+        // backbone) answer one score, LABEL_0, whatever labels config.json lists.
         let architecture = &self.reference.architecture;
         let reward = ["RewardModel", "Normal_Weights", "ForCausalLM"]
             .iter()
-            .any(|kind| architecture.ends_with(kind));
+            .any(|kind| architecture.ends_with(kind))
+            || self.dir.join("modules.json").exists();
         (0..classes)
             .map(|i| {
                 if reward {

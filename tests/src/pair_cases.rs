@@ -27,6 +27,18 @@ pub struct RerankReference {
     pub per_doc: Vec<PerDocCut>,
     /// An LLM reranker whose prompt takes an instruction: the pairs with this one instead of the default.
     pub instructed: Option<Instructed>,
+    /// The model's activation when it is not the sigmoid (`identity`: a cross-encoder that saved raw scores).
+    pub activation: Option<String>,
+}
+
+impl RerankReference {
+    /// The relevance the model's own activation makes of a pair's logit.
+    fn relevance(&self, logit: f32) -> f32 {
+        match self.activation.as_deref() {
+            Some("identity") => logit,
+            _ => sigmoid(logit),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +121,7 @@ fn f32_of(value: &Value) -> f32 {
 }
 
 /// `/rerank`, `/v1/rerank`, Cohere's `/v2/rerank` and `/invocations` with a rerank body: every document's
-/// relevance (sigmoid of transformers' logit on the pair), sorted, `top_n`, `return_documents`, raw logits, usage
+/// relevance (transformers' logit on the pair through the model's activation), sorted, `top_n`, `return_documents`, raw logits, usage
 /// of every pair, `{"text"}` documents.
 pub fn rerank_matches_transformers(client: &Client, fixture: &Fixture) {
     let Some(rerank) = PairReference::load(fixture).and_then(|p| p.rerank) else {
@@ -143,7 +155,7 @@ pub fn rerank_matches_transformers(client: &Client, fixture: &Fixture) {
             let score = f32_of(&result["relevance_score"]);
             assert!(score <= previous, "{name}: results are not sorted: {body}");
             previous = score;
-            let want = sigmoid(rerank.pairs[index].logits[0]);
+            let want = rerank.relevance(rerank.pairs[index].logits[0]);
             assert_close(
                 &[score],
                 &[want],
@@ -217,7 +229,11 @@ pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
         assert_eq!(body["object"], "list");
         assert_close(&got, want, REFERENCE_TOLERANCE, &format!("{name} {what}"));
     };
-    let all: Vec<f32> = rerank.pairs.iter().map(|p| sigmoid(p.logits[0])).collect();
+    let all: Vec<f32> = rerank
+        .pairs
+        .iter()
+        .map(|p| rerank.relevance(p.logits[0]))
+        .collect();
     let one_to_many = client
         .post(
             "/score",
@@ -269,7 +285,7 @@ pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
             )
             .json();
         let what = format!("{} to {}", cut.truncation, cut.truncate_prompt_tokens);
-        check(&body, &[sigmoid(cut.logits[0])], &what);
+        check(&body, &[rerank.relevance(cut.logits[0])], &what);
         assert_eq!(
             body["usage"]["prompt_tokens"],
             json!(cut.ids.len()),
@@ -284,7 +300,7 @@ pub fn score_matches_transformers(client: &Client, fixture: &Fixture) {
             &json!({"model": name, "text_1": rerank.query, "text_2": longest.document, "truncate_prompt_tokens": -1}),
         )
         .json();
-    check(&body, &[sigmoid(longest.logits[0])], "-1");
+    check(&body, &[rerank.relevance(longest.logits[0])], "-1");
 }
 
 /// `max_tokens_per_doc` on `/score` and `/v2/rerank`: each document cut as vLLM cuts it (alone, at its k-th
@@ -297,7 +313,11 @@ pub fn per_doc_cuts_match_vllm(client: &Client, fixture: &Fixture) {
     let name = &fixture.name;
     for cut in &rerank.per_doc {
         let k = cut.max_tokens_per_doc;
-        let want: Vec<f32> = cut.pairs.iter().map(|p| sigmoid(p.logits[0])).collect();
+        let want: Vec<f32> = cut
+            .pairs
+            .iter()
+            .map(|p| rerank.relevance(p.logits[0]))
+            .collect();
         let tokens: usize = cut.pairs.iter().map(|p| p.ids.len()).sum();
         let body = client
             .post(
@@ -363,7 +383,7 @@ pub fn instructions_replace_the_default(client: &Client, fixture: &Fixture) {
     let want: Vec<f32> = instructed
         .pairs
         .iter()
-        .map(|p| sigmoid(p.logits[0]))
+        .map(|p| rerank.relevance(p.logits[0]))
         .collect();
     let tokens: usize = instructed.pairs.iter().map(|p| p.ids.len()).sum();
     for (path, field) in [("/v1/rerank", "instruction"), ("/v2/rerank", "instruct")] {

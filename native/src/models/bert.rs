@@ -1,6 +1,7 @@
 //! `BertForSequenceClassification`: the BERT encoder, then the [CLS] hidden state through the pooler
-//! (dense + tanh) and the classifier; `BertForTokenClassification`: the classifier on every token (no pooler).
-//! Its config struct is also RoBERTa's, XLM-R's and ELECTRA's.
+//! (dense + tanh) and the classifier; `BertForTokenClassification`: the classifier on every token (no pooler);
+//! `BertModel` with a Sentence-Transformers cross-encoder's modules. Its config struct is also RoBERTa's,
+//! XLM-R's and ELECTRA's.
 
 use candle_core::Tensor;
 use candle_nn::VarBuilder;
@@ -12,6 +13,7 @@ use super::encoder::{
     BERT_LAYER, Embeddings, EncoderClassifier, EncoderHead, EncoderParts, FirstTokenHead,
     LayerShape, Positions,
 };
+use super::modular_head::ModularHead;
 use super::ops::Activation;
 
 /// The config.json fields of BERT and the encoders that kept its layout.
@@ -90,18 +92,17 @@ impl BertConfig {
         )
     }
 
-    /// The encoder under `prefix` (`{prefix}.embeddings`, `{prefix}.encoder.layer.{i}`) with `head`.
+    /// The encoder under `model` (`embeddings`, `encoder.layer.{i}`) with `head`.
     pub fn classifier(
         &self,
-        vb: &VarBuilder,
-        prefix: &str,
+        model: &VarBuilder,
         embeddings: Embeddings,
         head: EncoderHead,
         pad_token_id: u32,
     ) -> anyhow::Result<Box<dyn Engine>> {
         Ok(Box::new(EncoderClassifier::new(EncoderParts {
             embeddings,
-            layers: vb.pp(format!("{prefix}.encoder.layer")),
+            layers: model.pp("encoder.layer"),
             num_layers: self.num_hidden_layers,
             layer_shape: self.layer_shape()?,
             layer_names: &BERT_LAYER,
@@ -125,10 +126,28 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
         )
     })?;
     config.classifier(
-        &vb,
-        "bert",
+        &vb.pp("bert"),
         embeddings,
         head,
+        config.pad_token_id.unwrap_or(0),
+    )
+}
+
+/// `BertModel` with a Sentence-Transformers cross-encoder's head (modules.json): tensors without the `bert.`
+/// prefix, and the pooler, when saved, unused.
+pub fn load_cross_encoder(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+    let config = BertConfig::parse(&checkpoint)?;
+    let head = ModularHead::load(
+        checkpoint.cross_encoder_head("BertModel")?,
+        config.hidden_size,
+        checkpoint.vb.device(),
+    )?;
+    let vb = checkpoint.vb;
+    let embeddings = config.embeddings(&vb.pp("embeddings"), Positions::FromZero)?;
+    config.classifier(
+        &vb,
+        embeddings,
+        EncoderHead::Modular(head),
         config.pad_token_id.unwrap_or(0),
     )
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use classify_protocol::config::ModelConfig;
+use classify_protocol::cross_encoder::CrossEncoderHead;
 use classify_protocol::tokenize::YesNoTokens;
 use classify_protocol::{EngineError, Logits};
 
@@ -23,6 +24,19 @@ pub struct Checkpoint<'a> {
     pub placement: &'a Placement,
     /// The answer tokens of an LLM reranker's prompt, when the model has one.
     pub yes_no: Option<YesNoTokens>,
+    /// The head of a Sentence-Transformers cross-encoder saved as modules, when the model is one.
+    pub cross_encoder: Option<&'a CrossEncoderHead>,
+}
+
+impl Checkpoint<'_> {
+    /// The cross-encoder head a bare backbone (`BertModel`, `ModernBertModel`) is served with.
+    pub fn cross_encoder_head(&self, architecture: &str) -> anyhow::Result<&CrossEncoderHead> {
+        self.cross_encoder.context(format!(
+            "{architecture} is a bare encoder: it is served as a Sentence-Transformers cross-encoder, whose head \
+             is in modules.json and config_sentence_transformers.json (model_type CrossEncoder), and those are \
+             missing"
+        ))
+    }
 }
 
 impl Checkpoint<'_> {

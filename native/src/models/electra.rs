@@ -28,8 +28,7 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
         )
     })?;
     config.classifier(
-        &vb,
-        "electra",
+        &vb.pp("electra"),
         embeddings,
         head,
         config.pad_token_id.unwrap_or(0),

@@ -1,6 +1,6 @@
 //! The post-norm transformer encoder BERT and its descendants share (DistilBERT, RoBERTa, XLM-R, ELECTRA), the
-//! two-layer head on the first token they all classify sequences with, and the linear head on every token of
-//! their token classifiers. Each architecture file names its tensors and
+//! two-layer head on the first token they all classify sequences with, the linear head on every token of
+//! their token classifiers, and a Sentence-Transformers cross-encoder's modules on a pooling. Each architecture file names its tensors and
 //! builds the embeddings; everything after the embeddings is here.
 //!
 //! Written here rather than taken from candle-transformers because its f16 mask is `(1 - mask) × finfo.min`, and
@@ -9,9 +9,11 @@
 
 use candle_core::{DType, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, embedding, linear};
+use classify_protocol::cross_encoder::Pooling;
 use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 
 use super::checkpoint::into_logits;
+use super::modular_head::ModularHead;
 use super::ops::{Activation, AttentionLogits, Dense, LayerNorm, add_repeated, attend};
 use super::packed::{PackedBatch, PackedLayout};
 use super::padded::RightPadded;
@@ -304,6 +306,8 @@ pub enum EncoderHead {
     FirstToken(FirstTokenHead),
     /// Token classification (`*ForTokenClassification`): `classifier`, one linear layer, on every token.
     EveryToken(Linear),
+    /// A Sentence-Transformers cross-encoder's head on its pooling of the tokens.
+    Modular(ModularHead),
 }
 
 impl EncoderHead {
@@ -325,12 +329,13 @@ impl EncoderHead {
         match self {
             EncoderHead::FirstToken(head) => head.num_classes(),
             EncoderHead::EveryToken(classifier) => classifier.weight().dim(0),
+            EncoderHead::Modular(head) => Ok(head.num_scores()),
         }
     }
 
     fn output(&self) -> OutputKind {
         match self {
-            EncoderHead::FirstToken(_) => OutputKind::Sequence,
+            EncoderHead::FirstToken(_) | EncoderHead::Modular(_) => OutputKind::Sequence,
             EncoderHead::EveryToken(_) => OutputKind::Token,
         }
     }
@@ -345,6 +350,10 @@ impl EncoderHead {
             EncoderHead::EveryToken(classifier) => {
                 classifier.forward(&padded.real_rows(xs)?.to_dtype(DType::F32)?)
             }
+            EncoderHead::Modular(head) => head.forward(&match head.pooling {
+                Pooling::FirstToken => xs.i((.., 0))?.contiguous()?,
+                Pooling::Mean => padded.means(xs)?,
+            }),
         }
     }
 
@@ -355,6 +364,10 @@ impl EncoderHead {
                 head.forward(&layout.first_tokens(xs)?.to_dtype(DType::F32)?)
             }
             EncoderHead::EveryToken(classifier) => classifier.forward(&xs.to_dtype(DType::F32)?),
+            EncoderHead::Modular(head) => head.forward(&match head.pooling {
+                Pooling::FirstToken => layout.first_tokens(xs)?,
+                Pooling::Mean => layout.means(xs)?,
+            }),
         }
     }
 }

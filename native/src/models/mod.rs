@@ -13,6 +13,7 @@ mod heads;
 mod internlm2;
 mod llama;
 mod modernbert;
+mod modular_head;
 mod ops;
 mod packed;
 mod padded;
@@ -69,6 +70,8 @@ pub const ARCHITECTURES: &[(&str, Loader)] = &[
         llama::load_normal_weights,
     ),
     ("InternLM2ForRewardModel", internlm2::load),
+    ("BertModel", bert::load_cross_encoder),
+    ("ModernBertModel", modernbert::load_cross_encoder),
     ("BertForTokenClassification", |c| bert::load(c, Token)),
     ("DistilBertForTokenClassification", |c| {
         distilbert::load(c, Token)
@@ -130,6 +133,7 @@ pub fn load(name: &str, dir: &Path, placement: &Placement) -> anyhow::Result<Loa
         vb,
         placement,
         yes_no: files.prompt.as_ref().map(|prompt| prompt.tokens),
+        cross_encoder: files.cross_encoder.as_ref(),
     })
     .with_context(|| {
         format!(

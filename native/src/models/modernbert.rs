@@ -2,12 +2,14 @@
 //! another for local ones), layers alternating between global attention and a sliding window of
 //! `local_attention` tokens, GeGLU MLPs, biases and norm biases only where config.json asks for them, then
 //! `classifier_pooling` (`cls` or `mean`) and the head `dense` + activation + norm before the classifier;
-//! `ModernBertForTokenClassification`: the same head and classifier on every token.
+//! `ModernBertForTokenClassification`: the same head and classifier on every token; `ModernBertModel` with a
+//! Sentence-Transformers cross-encoder's modules (the Ettin rerankers).
 //! Reads both config layouts: transformers 5's `layer_types` + `rope_parameters`, and the hub's
 //! `global_attn_every_n_layers` + `global_rope_theta` / `local_rope_theta`.
 
 use candle_core::{DType, Device, IndexOp, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding, linear_b};
+use classify_protocol::cross_encoder::Pooling;
 use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,6 +20,7 @@ use super::ops::{
 use super::rope::Rope;
 
 use super::checkpoint::{Checkpoint, into_logits};
+use super::modular_head::ModularHead;
 use super::padded::RightPadded;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,15 +148,25 @@ enum HeadInput {
     EveryToken,
 }
 
+/// What reads the pooled states.
+enum Head {
+    /// `head.dense` → activation → `head.norm` → `classifier` (`ModernBertFor*Classification`).
+    Classifier {
+        dense: Dense,
+        activation: Activation,
+        norm: LayerNorm,
+        classifier: Dense,
+    },
+    /// A Sentence-Transformers cross-encoder's modules (`ModernBertModel` with modules.json).
+    Modular(ModularHead),
+}
+
 pub struct ModernBertClassifier {
     embeddings: Embedding,
     embedding_norm: LayerNorm,
     layers: Vec<Layer>,
     final_norm: LayerNorm,
-    head_dense: Dense,
-    head_activation: Activation,
-    head_norm: LayerNorm,
-    classifier: Dense,
+    head: Head,
     head_input: HeadInput,
     global_rope: Rope,
     local_rope: Rope,
@@ -169,24 +182,77 @@ pub struct ModernBertClassifier {
 
 pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dyn Engine>> {
     let config: ModernBertConfig = checkpoint.parse_config()?;
+    let pooling = config.classifier_pooling.as_str();
+    anyhow::ensure!(
+        matches!(pooling, "cls" | "mean"),
+        "classifier_pooling `{pooling}` is not supported (cls, mean)"
+    );
+    let vb = &checkpoint.vb;
+    let hidden = config.hidden_size;
+    let classifier: Dense = {
+        let rows = vb.get_unchecked("classifier.weight")?.dim(0)?;
+        linear_b(hidden, rows, true, vb.pp("classifier"))?.try_into()?
+    };
+    let head = vb.pp("head");
+    let head = Head::Classifier {
+        dense: linear_b(hidden, hidden, config.classifier_bias, head.pp("dense"))?.try_into()?,
+        activation: Activation::from_name(&config.classifier_activation)?,
+        norm: norm(hidden, &config, head.pp("norm"))?,
+        classifier,
+    };
+    let head_input = match (output, pooling) {
+        (OutputKind::Token, _) => HeadInput::EveryToken,
+        (OutputKind::Sequence, "mean") => HeadInput::Mean,
+        (OutputKind::Sequence, _) => HeadInput::FirstToken,
+    };
+    let model = vb.pp("model");
+    with_head(&checkpoint, config, &model, head, head_input, output)
+}
+
+/// `ModernBertModel` with a Sentence-Transformers cross-encoder's head (modules.json; the Ettin rerankers):
+/// tensors without the `model.` prefix, the pooling from the Pooling module.
+pub fn load_cross_encoder(checkpoint: Checkpoint) -> anyhow::Result<Box<dyn Engine>> {
+    let config: ModernBertConfig = checkpoint.parse_config()?;
+    let head = ModularHead::load(
+        checkpoint.cross_encoder_head("ModernBertModel")?,
+        config.hidden_size,
+        checkpoint.vb.device(),
+    )?;
+    let head_input = match head.pooling {
+        Pooling::FirstToken => HeadInput::FirstToken,
+        Pooling::Mean => HeadInput::Mean,
+    };
+    let model = checkpoint.vb.clone();
+    with_head(
+        &checkpoint,
+        config,
+        &model,
+        Head::Modular(head),
+        head_input,
+        OutputKind::Sequence,
+    )
+}
+
+/// The backbone under `model` with `head`.
+fn with_head(
+    checkpoint: &Checkpoint,
+    config: ModernBertConfig,
+    model: &VarBuilder,
+    head: Head,
+    head_input: HeadInput,
+    output: OutputKind,
+) -> anyhow::Result<Box<dyn Engine>> {
     let raw: Value = checkpoint.parse_config()?;
     let (hidden, heads) = (config.hidden_size, config.num_attention_heads);
     anyhow::ensure!(
         heads > 0 && hidden.is_multiple_of(heads),
         "hidden_size {hidden} is not a multiple of num_attention_heads {heads}"
     );
-    let pooling = config.classifier_pooling.as_str();
-    anyhow::ensure!(
-        matches!(pooling, "cls" | "mean"),
-        "classifier_pooling `{pooling}` is not supported (cls, mean)"
-    );
     let head_dim = hidden / heads;
     let local = |i: usize| match &config.layer_types {
         Some(types) => types.get(i).map(String::as_str) == Some("sliding_attention"),
         None => !i.is_multiple_of(config.global_attn_every_n_layers.max(1)),
     };
-    let vb = checkpoint.vb;
-    let model = vb.pp("model");
     let layers = (0..config.num_hidden_layers)
         .map(|i| Layer::load(&config, i, local(i), model.pp(format!("layers.{i}"))))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -198,11 +264,10 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
             })
             .collect(),
     };
-    let classifier: Dense = {
-        let rows = vb.get_unchecked("classifier.weight")?.dim(0)?;
-        linear_b(hidden, rows, true, vb.pp("classifier"))?.try_into()?
+    let num_classes = match &head {
+        Head::Classifier { classifier, .. } => classifier.weight_rows()?,
+        Head::Modular(head) => head.num_scores(),
     };
-    let head = vb.pp("head");
     let model = ModernBertClassifier {
         embeddings: embedding(
             config.vocab_size,
@@ -212,21 +277,13 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
         embedding_norm: norm(hidden, &config, model.pp("embeddings.norm"))?,
         layers,
         final_norm: norm(hidden, &config, model.pp("final_norm"))?,
-        head_dense: linear_b(hidden, hidden, config.classifier_bias, head.pp("dense"))?
-            .try_into()?,
-        head_activation: Activation::from_name(&config.classifier_activation)?,
-        head_norm: norm(hidden, &config, head.pp("norm"))?,
+        head,
+        head_input,
         shape: ModelShape {
-            num_classes: classifier.weight_rows()?,
+            num_classes,
             max_positions: config.max_position_embeddings,
             vocab_size: config.vocab_size,
             output,
-        },
-        classifier,
-        head_input: match (output, pooling) {
-            (OutputKind::Token, _) => HeadInput::EveryToken,
-            (OutputKind::Sequence, "mean") => HeadInput::Mean,
-            (OutputKind::Sequence, _) => HeadInput::FirstToken,
         },
         global_rope: theta("full_attention", "global_rope_theta", 160_000.0),
         local_rope: theta("sliding_attention", "local_rope_theta", 10_000.0),
@@ -235,7 +292,7 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
         head_dim,
         activation: Activation::from_name(&config.hidden_activation)?,
         pad_token_id: config.pad_token_id.unwrap_or(0),
-        device: vb.device().clone(),
+        device: model.device().clone(),
     };
     Ok(Box::new(model))
 }
@@ -333,26 +390,21 @@ impl ModernBertClassifier {
         }
         let xs = self.final_norm.forward(&xs)?;
         let pooled = match self.head_input {
-            HeadInput::Mean => {
-                let weights: Vec<f32> = lengths
-                    .iter()
-                    .flat_map(|&real| {
-                        (0..longest).map(move |i| if i < real { 1.0 / real as f32 } else { 0.0 })
-                    })
-                    .collect();
-                let weights = Tensor::from_vec(weights, (batch.len(), 1, longest), &self.device)?
-                    .to_dtype(dtype)?;
-                weights.matmul(&xs)?.squeeze(1)?
-            }
+            HeadInput::Mean => padded.means(&xs)?,
             HeadInput::FirstToken => xs.i((.., 0))?.contiguous()?,
             HeadInput::EveryToken => padded.real_rows(&xs)?,
         };
-        let head = self.head_norm.forward(
-            &self
-                .head_dense
-                .forward_activated(&pooled, self.head_activation)?,
-        )?;
-        self.classifier.forward(&head)
+        match &self.head {
+            Head::Classifier {
+                dense,
+                activation,
+                norm,
+                classifier,
+            } => {
+                classifier.forward(&norm.forward(&dense.forward_activated(&pooled, *activation)?)?)
+            }
+            Head::Modular(head) => head.forward(&pooled),
+        }
     }
 }
 

@@ -78,6 +78,7 @@ impl PackedBatch {
             Tensor::from_vec(rows, count, device)
         };
         Ok(PackedLayout {
+            lengths: self.lengths.clone(),
             batch: self.lengths.len(),
             longest: self.longest,
             moves: match uniform {
@@ -90,6 +91,7 @@ impl PackedBatch {
 }
 
 pub struct PackedLayout {
+    lengths: Vec<usize>,
     batch: usize,
     longest: usize,
     /// The packed row of each padded row, and the padded row of each packed one; `None` when no sequence is
@@ -123,6 +125,24 @@ impl PackedLayout {
     /// Each sequence's first token, `[batch, features]`.
     pub fn first_tokens(&self, packed: &Tensor) -> Result<Tensor> {
         packed.index_select(&self.first, 0)
+    }
+
+    /// Each sequence's mean over its tokens, `[batch, features]`, accumulated in f32.
+    pub fn means(&self, packed: &Tensor) -> Result<Tensor> {
+        let (tokens, features) = packed.dims2()?;
+        let device = packed.device();
+        let (mut owner, mut weight) = (Vec::with_capacity(tokens), Vec::with_capacity(tokens));
+        for (row, &length) in self.lengths.iter().enumerate() {
+            owner.extend(std::iter::repeat_n(row as u32, length));
+            weight.extend(std::iter::repeat_n(1.0 / length as f32, length));
+        }
+        let owner = Tensor::from_vec(owner, tokens, device)?;
+        let weight = Tensor::from_vec(weight, (tokens, 1), device)?;
+        let weighted = packed
+            .to_dtype(candle_core::DType::F32)?
+            .broadcast_mul(&weight)?;
+        Tensor::zeros((self.batch, features), candle_core::DType::F32, device)?
+            .index_add(&owner, &weighted, 0)
     }
 }
 

@@ -52,6 +52,21 @@ impl RightPadded {
         mask
     }
 
+    /// Each input's mean over its real tokens of a `[batch, longest, hidden]` tensor, `[batch, hidden]`.
+    pub fn means(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        let longest = self.longest;
+        let weights: Vec<f32> = self
+            .lengths
+            .iter()
+            .flat_map(|&real| {
+                (0..longest).map(move |i| if i < real { 1.0 / real as f32 } else { 0.0 })
+            })
+            .collect();
+        let weights = Tensor::from_vec(weights, (self.lengths.len(), 1, longest), xs.device())?
+            .to_dtype(xs.dtype())?;
+        weights.matmul(xs)?.squeeze(1)
+    }
+
     /// The rows of the real tokens of a `[batch, longest, hidden]` tensor as `[tokens, hidden]`, sequence after
     /// sequence: what a head on every token reads.
     pub fn real_rows(&self, xs: &Tensor) -> candle_core::Result<Tensor> {

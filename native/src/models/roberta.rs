@@ -24,5 +24,5 @@ pub fn load(checkpoint: Checkpoint, output: OutputKind) -> anyhow::Result<Box<dy
             config.hidden_size,
         )
     })?;
-    config.classifier(&vb, "roberta", embeddings, head, pad)
+    config.classifier(&vb.pp("roberta"), embeddings, head, pad)
 }

@@ -443,15 +443,27 @@ fn startup_errors_name_the_problem() {
     let error = load_error(&no_lm_head);
     assert!(error.contains("lm_head.weight"), "{error}");
     let bad_template = edited_copy("qwen3-reranker", "template", |_, _| {});
-    std::fs::write(bad_template.join("reranker.json"), r#"{"template": "{query}"}"#)
-        .expect("write");
+    std::fs::write(
+        bad_template.join("reranker.json"),
+        r#"{"template": "{query}"}"#,
+    )
+    .expect("write");
     let error = load_error(&bad_template);
     assert!(
         error.contains("reranker.json") && error.contains("`{document}` is missing"),
         "{error}"
     );
 
+    // A bare backbone without the cross-encoder modules that make it a model.
+    let bare = edited_copy("bert-st-reranker", "bare", |_, _| {});
+    let error = load_error(&bare);
+    assert!(
+        error.contains("BertModel is a bare encoder") && error.contains("modules.json"),
+        "{error}"
+    );
+
     for dir in [
+        bare,
         default_tokens,
         no_lm_head,
         bad_template,
