@@ -93,6 +93,9 @@ pub fn gated_activation(x: &Tensor, activation: Activation) -> Result<Tensor> {
     if on_cuda(x) {
         return cuda::gated_activation(x, activation);
     }
+    if let Some(gated) = cpu::gated_activation(x, activation)? {
+        return Ok(gated);
+    }
     let inner = width / 2;
     activation.apply(&x.narrow(last, 0, inner)?)? * x.narrow(last, inner, inner)?
 }
