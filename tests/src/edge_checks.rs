@@ -91,8 +91,9 @@ pub fn same_tokens_as_native(native: &Client, edge: &Client) {
     }
 }
 
-/// `edge` forwards [`FORWARDED_MODEL`] and [`FORWARDED_TOKEN_MODEL`] to `native` (its NATIVE_URL); once `native` is stopped, 502 for it (without
-/// the native server's address) while local models keep serving.
+/// `edge` forwards [`FORWARDED_MODEL`] and [`FORWARDED_TOKEN_MODEL`] to `native` (its NATIVE_URL), but not a
+/// request that names no model; once `native` is stopped, 502 for it (without the native server's address) while
+/// local models keep serving.
 pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
     let native_url = native.base_url.clone();
     let request =
@@ -116,6 +117,11 @@ pub fn forwards_models_it_does_not_hold(edge: &Client, native: NativeServer) {
         &json!({"model": FORWARDED_MODEL, "input": ""}),
     );
     bad.expect_error(400, "invalid_request_error");
+    // The edge serves several models: a request without `model` is ambiguous here, so it is a 400 naming them, not
+    // a request for the native server's one model.
+    let ambiguous = edge.post("/v1/classify", &json!({"input": "ok"}));
+    let message = ambiguous.expect_error(400, "invalid_request_error");
+    assert!(message.contains("bert-sentiment"), "{message}");
     let models = edge.get("/v1/models").json();
     let ids: Vec<&str> = models["data"]
         .as_array()

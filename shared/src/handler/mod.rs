@@ -296,10 +296,12 @@ fn prepare<D: Deployment>(
     let body = Body::parse(body)?;
     let name = match body.model()? {
         Some(name) => name.to_owned(),
-        None => match only_model(deployment) {
-            Some(name) => name,
-            // Another server may serve exactly one model.
-            None => return Ok(Prepared::Elsewhere(model_required(deployment))),
+        None => match deployment.models().as_slice() {
+            [only] => only.name.clone(),
+            // With no model here, the server requests are forwarded to may serve exactly one.
+            [] => return Ok(Prepared::Elsewhere(model_required(deployment))),
+            // Several here: the choice is ambiguous wherever the request would go.
+            _ => return Err(model_required(deployment)),
         },
     };
     let Some(local) = deployment.model(&name) else {
@@ -428,14 +430,6 @@ fn check_task(route: Route, model: &ServedModel) -> Result<(), ApiError> {
         "model",
         format!("`{}` is {kind}: send it to {instead}", model.name),
     ))
-}
-
-/// The name of the one model served here, if exactly one is.
-fn only_model<D: Deployment>(deployment: &D) -> Option<String> {
-    match deployment.models().as_slice() {
-        [only] => Some(only.name.clone()),
-        _ => None,
-    }
 }
 
 fn model_required<D: Deployment>(deployment: &D) -> ApiError {

@@ -779,7 +779,8 @@ fn fuzz(runtime: &Runtime, deployment: Deployment, profile: &Profile) -> anyhow:
     Ok(report)
 }
 
-/// SIGTERM with requests in flight: every one is answered, then the process exits 0.
+/// SIGTERM with requests in flight: every one is answered, then the process exits 0 without reporting a failure
+/// (edge-host used to say "instance stopped: worker panicked" for each instance it dropped at shutdown).
 fn sigterm(runtime: &Runtime, deployment: Deployment, _: &Profile) -> anyhow::Result<Report> {
     let mut report = Report::new("sigterm");
     let mut server = Server::start(deployment, &Launch::default())?;
@@ -815,6 +816,14 @@ fn sigterm(runtime: &Runtime, deployment: Deployment, _: &Profile) -> anyhow::Re
         format!("in-flight answers {:?}", tally.outcomes)
     });
     report.check(clean, || "the server did not exit cleanly".into());
+    let log = server.log_text();
+    let alarming: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("panicked") || line.contains("instance stopped"))
+        .collect();
+    report.check(alarming.is_empty(), || {
+        format!("the shutdown logged failures: {alarming:?}")
+    });
     Ok(report)
 }
 

@@ -121,13 +121,13 @@ fn model_may_be_left_out_when_one_is_served() {
     let (status, body) = post(&two, "/v1/classify", r#"{"input": "a b"}"#);
     assert_eq!((status, body["param"].as_str()), (400, Some("model")));
     assert!(body["error"].as_str().unwrap().contains("x, y"), "{body}");
-    assert_eq!(
-        two.forwarded.get(),
-        1,
-        "another server may serve exactly one model"
-    );
+    assert_eq!(two.forwarded.get(), 0, "ambiguous here, ambiguous anywhere");
     let (status, _) = post(&two, "/v1/classify", r#"{"model": "z", "input": "a"}"#);
-    assert_eq!((status, two.forwarded.get()), (404, 2));
+    assert_eq!((status, two.forwarded.get()), (404, 1));
+    // With no model here, the server requests are forwarded to may serve exactly one.
+    let none = FakeDeployment::new(&[]);
+    let (status, _) = post(&none, "/v1/classify", r#"{"input": "a b"}"#);
+    assert_eq!((status, none.forwarded.get()), (400, 1));
 }
 
 #[test]
