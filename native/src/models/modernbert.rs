@@ -4,10 +4,11 @@
 //! `classifier_pooling` (`cls` or `mean`) and the head `dense` + activation + norm before the classifier;
 //! `ModernBertForTokenClassification`: the same head and classifier on every token; `ModernBertModel` with a
 //! Sentence-Transformers cross-encoder's modules (the Ettin rerankers).
+//! Batches run packed (`packed.rs`): everything but attention on the real tokens only.
 //! Reads both config layouts: transformers 5's `layer_types` + `rope_parameters`, and the hub's
 //! `global_attn_every_n_layers` + `global_rope_theta` / `local_rope_theta`.
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, VarBuilder, embedding, linear_b};
 use classify_protocol::cross_encoder::Pooling;
 use classify_protocol::{Engine, EngineError, ModelShape, OutputKind, TokenSequence};
@@ -21,7 +22,7 @@ use super::rope::Rope;
 
 use super::checkpoint::{Checkpoint, into_logits};
 use super::modular_head::ModularHead;
-use super::padded::RightPadded;
+use super::packed::{PackedBatch, PackedLayout};
 
 #[derive(Debug, Clone, Deserialize)]
 struct ModernBertConfig {
@@ -53,8 +54,6 @@ struct ModernBertConfig {
     global_attn_every_n_layers: usize,
     #[serde(default)]
     layer_types: Option<Vec<String>>,
-    #[serde(default)]
-    pad_token_id: Option<u32>,
 }
 
 fn default_norm_eps() -> f64 {
@@ -175,7 +174,6 @@ pub struct ModernBertClassifier {
     heads: usize,
     head_dim: usize,
     activation: Activation,
-    pad_token_id: u32,
     shape: ModelShape,
     device: Device,
 }
@@ -291,7 +289,6 @@ fn with_head(
         heads,
         head_dim,
         activation: Activation::from_name(&config.hidden_activation)?,
-        pad_token_id: config.pad_token_id.unwrap_or(0),
         device: model.device().clone(),
     };
     Ok(Box::new(model))
@@ -319,15 +316,16 @@ impl ModernBertClassifier {
         Tensor::from_vec(values, (lengths.len(), len * len), &self.device)?.to_dtype(dtype)
     }
 
+    /// `xs`: the packed batch's rows `[tokens, hidden]`, attending in the padded `layout`.
     fn attention(
         &self,
         layer: &Layer,
         xs: &Tensor,
+        layout: &PackedLayout,
         rope: (&Tensor, &Tensor),
         mask: (&Tensor, usize),
     ) -> candle_core::Result<Tensor> {
-        let (batch, len, hidden) = xs.dims3()?;
-        let qkv = layer.qkv.heads(xs, self.head_dim)?;
+        let qkv = layer.qkv.heads_padded(xs, self.head_dim, layout)?;
         let (cos, sin) = rope;
         let q = candle_nn::rotary_emb::rope(&qkv.take(0, self.heads)?, cos, sin)?;
         let k = candle_nn::rotary_emb::rope(&qkv.take(self.heads, self.heads)?, cos, sin)?;
@@ -337,12 +335,16 @@ impl ModernBertClassifier {
             softcap: None,
         };
         let (mask, inner) = mask;
+        let (batch, _, len, _) = q.dims4()?;
         let scores = q.matmul(&k.t()?)?;
         let mid = scores.elem_count() / (batch * inner);
         let probs = masked_softmax(&scores, mask, mid, inner, logits)?;
-        let context =
-            swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((batch, len, hidden))?;
-        layer.attention_output.forward(&context)
+        let context = swap_middle(&probs.matmul(&v)?, None, 0, len)?.reshape((
+            batch,
+            len,
+            self.heads * self.head_dim,
+        ))?;
+        layer.attention_output.forward(&layout.packed(&context)?)
     }
 }
 
@@ -350,10 +352,17 @@ impl ModernBertClassifier {
     /// The head's output, `[batch, num_classes]` (`[tokens, num_classes]` per token).
     fn head_output(&self, batch: &[&TokenSequence]) -> candle_core::Result<Tensor> {
         let lengths: Vec<usize> = batch.iter().map(|s| s.len()).collect();
-        let padded = RightPadded::new(batch, self.pad_token_id);
-        let longest = padded.longest;
-        let padding = padded.mask(0f32, f32::NEG_INFINITY);
-        let ids = Tensor::from_slice(&padded.ids, (batch.len(), longest), &self.device)?;
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let packed = PackedBatch::new(batch);
+        let layout = packed.layout(&self.device)?;
+        let padding: Vec<f32> = lengths
+            .iter()
+            .flat_map(|&real| {
+                (0..longest).map(move |i| if i < real { 0.0 } else { f32::NEG_INFINITY })
+            })
+            .collect();
+        let tokens = packed.tokens();
+        let ids = Tensor::from_vec(packed.ids, tokens, &self.device)?;
         let mut xs = self
             .embedding_norm
             .forward(&self.embeddings.forward(&ids)?)?;
@@ -381,7 +390,7 @@ impl ModernBertClassifier {
                 (true, None) => ((&local_cos, &local_sin), (&global_mask, longest)),
                 (false, _) => ((&global_cos, &global_sin), (&global_mask, longest)),
             };
-            xs = (&xs + self.attention(layer, &normed, rope, mask)?)?;
+            xs = (&xs + self.attention(layer, &normed, &layout, rope, mask)?)?;
             let inner = gated_activation(
                 &layer.mlp_in.forward(&layer.mlp_norm.forward(&xs)?)?,
                 self.activation,
@@ -389,10 +398,11 @@ impl ModernBertClassifier {
             xs = (&xs + layer.mlp_out.forward(&inner)?)?;
         }
         let xs = self.final_norm.forward(&xs)?;
+        // Packed rows are the real tokens, sequence after sequence: what a head on every token reads.
         let pooled = match self.head_input {
-            HeadInput::Mean => padded.means(&xs)?,
-            HeadInput::FirstToken => xs.i((.., 0))?.contiguous()?,
-            HeadInput::EveryToken => padded.real_rows(&xs)?,
+            HeadInput::Mean => layout.means(&xs)?.to_dtype(xs.dtype())?,
+            HeadInput::FirstToken => layout.first_tokens(&xs)?,
+            HeadInput::EveryToken => xs,
         };
         match &self.head {
             Head::Classifier {
@@ -411,6 +421,10 @@ impl ModernBertClassifier {
 impl Engine for ModernBertClassifier {
     fn shape(&self) -> ModelShape {
         self.shape
+    }
+
+    fn pads_batches(&self) -> bool {
+        false
     }
 
     fn forward(&self, batch: &[&TokenSequence]) -> Result<classify_protocol::Logits, EngineError> {
