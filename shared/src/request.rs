@@ -79,6 +79,11 @@ pub struct TokenizeRequest {
 pub struct Body(Map<String, Value>);
 
 impl Body {
+    /// A body given as a JSON object already (the edge component's typed export builds one).
+    pub fn from_object(fields: Map<String, Value>) -> Body {
+        Body(fields)
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Body, ApiError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::invalid("body", format!("request body is not valid JSON: {e}"))

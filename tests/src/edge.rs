@@ -29,12 +29,12 @@ impl Build {
         }
     }
 
-    fn cargo_args(self) -> Vec<&'static str> {
+    fn cargo_args(self, package: &'static str) -> Vec<&'static str> {
         let mut args = vec![
             "build",
             "--release",
             "-p",
-            "classify-edge",
+            package,
             "--target",
             "wasm32-wasip2",
         ];
@@ -59,9 +59,19 @@ fn target_dir() -> PathBuf {
 /// builds of other flavours do not overwrite. The default build is the README's command, so after `.ci/run` has
 /// run it that one is a no-op. A file lock keeps test processes from copying each other's artifact.
 pub fn component(build: Build) -> anyhow::Result<PathBuf> {
-    static BUILT: Mutex<Vec<(Build, PathBuf)>> = Mutex::new(Vec::new());
+    built("classify-edge", build)
+}
+
+/// The example that calls the component in-process (edge/examples/comment-filter), as [`component`] builds it;
+/// it has the `P3Rc` and `P3` builds.
+pub fn comment_filter(build: Build) -> anyhow::Result<PathBuf> {
+    built("classify-comment-filter", build)
+}
+
+fn built(package: &'static str, build: Build) -> anyhow::Result<PathBuf> {
+    static BUILT: Mutex<Vec<(&str, Build, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    if let Some((_, path)) = built.iter().find(|(b, _)| *b == build) {
+    if let Some((_, _, path)) = built.iter().find(|(p, b, _)| *p == package && *b == build) {
         return Ok(path.clone());
     }
     let target = target_dir();
@@ -72,21 +82,22 @@ pub fn component(build: Build) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = std::process::Command::new(cargo)
         .current_dir(workspace())
-        .args(build.cargo_args())
+        .args(build.cargo_args(package))
         .arg("--target-dir")
         .arg(&target)
         .status()
         .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
     anyhow::ensure!(
         status.success(),
-        "building the edge component ({}) failed ({status})",
+        "building {package} ({}) failed ({status})",
         build.feature()
     );
-    let artifact = target.join("wasm32-wasip2/release/classify_edge.wasm");
-    let copy = copies.join(format!("classify_edge-{}.wasm", build.feature()));
+    let file = package.replace('-', "_");
+    let artifact = target.join(format!("wasm32-wasip2/release/{file}.wasm"));
+    let copy = copies.join(format!("{file}-{}.wasm", build.feature()));
     std::fs::copy(&artifact, &copy)?;
     lock.unlock()?;
-    built.push((build, copy.clone()));
+    built.push((package, build, copy.clone()));
     Ok(copy)
 }
 
@@ -167,4 +178,32 @@ impl EdgeServer {
             _server: server,
         })
     }
+}
+
+/// `wac plug` (crates.io `wac-cli`) of `plug` into `socket`'s imports: the composed component, or why there is
+/// none (no `wac` on the PATH or in `WAC`). Panics when `wac` fails.
+pub fn wac_plug(socket: &Path, plug: &Path) -> Result<PathBuf, String> {
+    let wac = std::env::var_os("WAC").unwrap_or_else(|| "wac".into());
+    let composed = socket.with_extension("composed.wasm");
+    let output = std::process::Command::new(&wac)
+        .arg("plug")
+        .arg(socket)
+        .arg("--plug")
+        .arg(plug)
+        .arg("-o")
+        .arg(&composed)
+        .output()
+        .map_err(|e| {
+            format!(
+                "no wac ({e}): `cargo install wac-cli --locked --no-default-features` (or set WAC)"
+            )
+        })?;
+    if !output.status.success() {
+        panic!(
+            "wac plug failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(composed)
 }

@@ -186,3 +186,61 @@ fn bundled_answers(
         assert_eq!(labelled["data"][i]["label"], json!(example.label), "{what}");
     }
 }
+
+/// The example consumer `edge/examples/comment-filter` (at `filter`), which calls the classify component through
+/// its typed interface in-process, gets what the HTTP route of the classify component (at `classify`) answers for
+/// the same text: the same label and probabilities, bit for bit; the same error message for a model not served;
+/// the same models.
+pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
+    // The example's routes are not the contract's.
+    let ask = |body: &serde_json::Value| {
+        filter.send(
+            "POST",
+            "/comments",
+            &[("content-type", "application/json")],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    for name in ENCODER_MODELS {
+        let fixture = Fixture::load(name);
+        for text in fixture.texts() {
+            let verdict = ask(&json!({"comment": text, "model": name}));
+            assert_eq!(verdict.status, 200, "{name}: {}", verdict.text);
+            let verdict = verdict.json();
+            let route = classify
+                .classify(&json!({"model": name, "input": [text], "truncate_prompt_tokens": -1}));
+            let data = &route["data"][0];
+            assert_eq!(verdict["label"], data["label"], "{name}: {text}");
+            // The same f32 values (the two JSON writers spell them with different digits).
+            assert_eq!(
+                floats(&verdict["probs"]),
+                floats(&data["probs"]),
+                "{name}: {text}"
+            );
+            assert_eq!(verdict["model"], route["model"], "{name}");
+            assert_eq!(verdict["accepted"], json!(data["label"] != "spam"));
+        }
+    }
+    let typed = ask(&json!({"comment": "hello", "model": "no-such-model"}));
+    assert_eq!(typed.status, 404, "{}", typed.text);
+    let route = classify.post(
+        "/v1/classify",
+        &json!({"model": "no-such-model", "input": "hello"}),
+    );
+    assert_eq!(
+        typed.json()["error"].as_str(),
+        Some(route.expect_error(404, "model_not_found").as_str())
+    );
+    let models = filter.send("GET", "/comments/models", &[], None).json();
+    let mut typed: Vec<String> = serde_json::from_value(models["models"].clone())
+        .unwrap_or_else(|e| panic!("{models}: {e}"));
+    let mut listed: Vec<String> = classify.get("/v1/models").json()["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|card| card["id"].as_str().map(str::to_owned))
+        .collect();
+    typed.sort();
+    listed.sort();
+    assert_eq!(typed, listed);
+}

@@ -64,11 +64,26 @@ impl SpinServer {
         native_url: Option<&str>,
         extra_args: &[&str],
     ) -> anyhow::Result<SpinServer> {
+        SpinServer::start_app(
+            spin,
+            &manifest_for(component, native_url)?,
+            models,
+            extra_args,
+        )
+    }
+
+    /// `spin up` of `manifest` (its text), with `models` linked as `models` beside it.
+    pub fn start_app(
+        spin: &Path,
+        manifest: &str,
+        models: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<SpinServer> {
         let dir = TempDir::new("classify-spin")?;
         // Spin mounts only files inside the application's directory: the models get there through a link.
         std::os::unix::fs::symlink(models.canonicalize()?, dir.0.join("models"))?;
-        let manifest = dir.0.join("spin.toml");
-        std::fs::write(&manifest, manifest_for(component, native_url)?)?;
+        let manifest_path = dir.0.join("spin.toml");
+        std::fs::write(&manifest_path, manifest)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -85,7 +100,7 @@ impl SpinServer {
             .arg(std::process::id().to_string())
             .arg(spin)
             .args(["up", "--from"])
-            .arg(&manifest)
+            .arg(&manifest_path)
             .args(["--listen", &listen])
             .args(extra_args)
             .current_dir(&dir.0)
@@ -164,6 +179,43 @@ fn manifest_for(component: &Path, native_url: Option<&str>) -> anyhow::Result<St
     component_table.insert("environment".into(), environment.into());
     component_table.insert("allowed_outbound_hosts".into(), outbound.into());
     component_table.remove("build");
+    Ok(toml::to_string(&manifest)?)
+}
+
+/// The repo's spin-comment-filter.toml with the test's builds of the example (`filter`) and of the classify
+/// component (`classify`, as the HTTP component and as the example's dependency).
+pub fn comment_filter_manifest(filter: &Path, classify: &Path) -> anyhow::Result<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin-comment-filter.toml");
+    let mut manifest: toml::Table = std::fs::read_to_string(&repo)?.parse()?;
+    let classify = classify.canonicalize()?.display().to_string();
+    let components = manifest
+        .get_mut("component")
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| anyhow::anyhow!("spin-comment-filter.toml has no components"))?;
+    for (name, source) in [
+        ("classify-edge", classify.clone()),
+        (
+            "comment-filter",
+            filter.canonicalize()?.display().to_string(),
+        ),
+    ] {
+        let component = components
+            .get_mut(name)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| anyhow::anyhow!("spin-comment-filter.toml has no [component.{name}]"))?;
+        component.insert("source".into(), source.into());
+        component.remove("build");
+        if let Some(dependencies) = component
+            .get_mut("dependencies")
+            .and_then(toml::Value::as_table_mut)
+        {
+            for (_, dependency) in dependencies.iter_mut() {
+                if let Some(dependency) = dependency.as_table_mut() {
+                    dependency.insert("path".into(), classify.clone().into());
+                }
+            }
+        }
+    }
     Ok(toml::to_string(&manifest)?)
 }
 

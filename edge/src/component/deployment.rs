@@ -1,9 +1,14 @@
 //! The component as a `Deployment` of the protocol handler: the mounted ONNX models as the engine and the
 //! native server for every other model, with the settings read from the host's environment.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
 
+use classify_protocol::handler::{Answer, Route, model_card};
+use classify_protocol::request::Body;
+use classify_protocol::response::ModelCard;
 use classify_protocol::{
     ApiError, Deployment, Engine, ErrorKind, HandlerConfig, InferenceJob, Logits, ServedModel,
     error_response,
@@ -138,16 +143,22 @@ impl Deployment for EdgeDeployment {
     }
 }
 
+/// The 503 every request gets while a setting in the environment is invalid.
+fn settings_failure(state: &EdgeState) -> Option<ApiError> {
+    let error = state.settings_error.as_ref()?;
+    Some(report_failure(&format!(
+        "invalid setting in the environment: {error}"
+    )))
+}
+
 /// The whole request, read under the body limit, through the protocol handler.
 pub(super) async fn respond(
     parts: http::request::Parts,
     body: impl http_body::Body,
 ) -> Response<Vec<u8>> {
     let state = state();
-    if let Some(error) = &state.settings_error {
-        return error_response(&report_failure(&format!(
-            "invalid setting in the environment: {error}"
-        )));
+    if let Some(error) = settings_failure(state) {
+        return error_response(&error);
     }
     match classify_protocol::body::read_limited(&parts.headers, body, state.config.max_body_bytes)
         .await
@@ -158,4 +169,34 @@ pub(super) async fn respond(
         }
         Err(error) => error_response(&error),
     }
+}
+
+/// A model route called through the typed export, answered by the protocol handler as the HTTP route would be.
+pub(super) fn call(route: Route, body: Body) -> Result<Answer, ApiError> {
+    let state = state();
+    if let Some(error) = settings_failure(state) {
+        return Err(error);
+    }
+    let answer = std::pin::pin!(classify_protocol::handler::call(
+        &state.deployment,
+        &state.config,
+        route,
+        body,
+    ));
+    // Local inference never waits: nothing is forwarded from here, so the first poll finishes the call.
+    match answer.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(answer) => answer,
+        Poll::Pending => Err(ApiError::internal("the call waited on I/O")),
+    }
+}
+
+/// `/v1/models`' entries for the models served here (the native server's are not listed: calls are not
+/// forwarded).
+pub(super) fn served_models() -> Vec<ModelCard> {
+    state()
+        .deployment
+        .models()
+        .into_iter()
+        .map(model_card)
+        .collect()
 }

@@ -6,18 +6,20 @@ use std::time::Instant;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, header};
 
-use crate::classify::{self, PoolingTask};
-use crate::deployment::{Deployment, InferenceJob};
-use crate::engine::{OutputKind, TokenSequence};
+use crate::classify;
+use crate::deployment::Deployment;
+use crate::engine::OutputKind;
 use crate::error::{ApiError, ErrorKind};
 use crate::model::ServedModel;
-use crate::pairs::{self, PairTask};
+use crate::pairs;
 use crate::request::Body;
-use crate::request_id;
-use crate::response::{
-    ModelCard, ModelList, ModerationResponse, Usage, error_response, json_response, unix_now,
-};
-use crate::token_classify::{self, TokenTask};
+use crate::response::{ModelList, error_response, json_response};
+use crate::token_classify;
+
+mod run;
+
+pub use run::{Answer, model_card};
+use run::{ModelJob, Task, run};
 
 /// Limits and credentials of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,12 +251,16 @@ async fn model_route<D: Deployment, C: CpuWork>(
     request: &Request<Vec<u8>>,
 ) -> Result<Response<Vec<u8>>, ApiError> {
     let prepared = cpu
-        .run(|| prepare(deployment, config, route, request.body()))
+        .run(|| {
+            Body::parse(request.body()).and_then(|body| prepare(deployment, config, route, body))
+        })
         .await?;
     match prepared {
         Prepared::Elsewhere(not_found) => deployment.forward(request).await.ok_or(not_found),
-        Prepared::Answered(response) => Ok(response),
-        Prepared::Run(job) => run(deployment, request, job).await,
+        Prepared::Answered(answer) => Ok(answer.into_response()),
+        Prepared::Run(job) => run(deployment, request.headers(), job)
+            .await
+            .map(Answer::into_response),
     }
 }
 
@@ -264,36 +270,16 @@ enum Prepared {
     /// The model is not served here; the error is the answer when nobody else serves it either.
     Elsewhere(ApiError),
     /// Answered already (tokenize).
-    Answered(Response<Vec<u8>>),
+    Answered(Answer),
     Run(ModelJob),
-}
-
-/// A request for a model served here, tokenized, and what to make of the logits.
-struct ModelJob {
-    model: String,
-    sequences: Vec<TokenSequence>,
-    priority: i64,
-    rid: Option<String>,
-    user: Option<String>,
-    task: Task,
-    tokenization: std::time::Duration,
-}
-
-enum Task {
-    Classify { use_activation: bool },
-    Moderate,
-    Pairs(PairTask),
-    Tokens(TokenTask),
-    Pooling(PoolingTask),
 }
 
 fn prepare<D: Deployment>(
     deployment: &D,
     config: &HandlerConfig,
     route: Route,
-    body: &[u8],
+    body: Body,
 ) -> Result<Prepared, ApiError> {
-    let body = Body::parse(body)?;
     let name = match body.model()? {
         Some(name) => name.to_owned(),
         None => match deployment.models().as_slice() {
@@ -319,7 +305,8 @@ fn prepare<D: Deployment>(
     }
     let pairs = match route {
         Route::Tokenize => {
-            return classify::tokenize(model, body).map(|r| Prepared::Answered(json_response(&r)));
+            return classify::tokenize(model, body)
+                .map(|r| Prepared::Answered(Answer::Tokenize(r)));
         }
         Route::TokenClassify => {
             let job = token_classify::prepare(body, model, max_inputs)?;
@@ -383,6 +370,28 @@ fn prepare<D: Deployment>(
         }
     };
     Ok(Prepared::Run(job))
+}
+
+/// A model route called in-process rather than over HTTP: `body` is what the route's JSON body would hold, and
+/// the answer, or the error, is what the route answers for it — the same parsing, validation, tokenization and
+/// activation. There are no headers (no API key to check, no `X-Request-Id`), no body-size limit (the input
+/// count limit holds) and nothing is forwarded: a model not served here is `model_not_found`.
+pub async fn call<D: Deployment>(
+    deployment: &D,
+    config: &HandlerConfig,
+    route: Route,
+    body: Body,
+) -> Result<Answer, ApiError> {
+    if !route.runs_a_model() {
+        return Err(ApiError::internal(format!(
+            "{route:?} is not a model route"
+        )));
+    }
+    match prepare(deployment, config, route, body)? {
+        Prepared::Elsewhere(not_found) => Err(not_found),
+        Prepared::Answered(answer) => Ok(answer),
+        Prepared::Run(job) => run(deployment, &HeaderMap::new(), job).await,
+    }
 }
 
 /// The route `/invocations` runs, told by the body as vLLM tells it (the first request shape that fits, in vLLM's
@@ -485,97 +494,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn run<D: Deployment>(
-    deployment: &D,
-    http_request: &Request<Vec<u8>>,
-    job: ModelJob,
-) -> Result<Response<Vec<u8>>, ApiError> {
-    let ModelJob {
-        model,
-        sequences,
-        priority,
-        rid,
-        user,
-        task,
-        tokenization,
-    } = job;
-    let (index, model) = deployment
-        .model(&model)
-        .ok_or_else(|| ApiError::internal("the model went away during the request"))??;
-    let prompt_tokens = sequences.iter().map(TokenSequence::len).sum();
-    tracing::info!(
-        model = %model.name,
-        user = user.as_deref().unwrap_or(""),
-        inputs = sequences.len(),
-        prompt_tokens,
-        "classify"
-    );
-    let rows = match model.output {
-        OutputKind::Sequence => sequences.len(),
-        OutputKind::Token => prompt_tokens,
-    };
-    let logits = deployment
-        .run(
-            index,
-            InferenceJob {
-                sequences,
-                priority,
-                tokenization,
-            },
-        )
-        .await?;
-    logits
-        .check_rows(rows, model.num_classes())
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let id = |prefix| request_id::response_id(prefix, rid.as_deref(), http_request.headers());
-    let created = unix_now();
-    let usage = Usage::prompt_only(prompt_tokens);
-    Ok(match task {
-        Task::Pairs(task) => {
-            json_response(&task.answer(model, logits.into_rows(), id("classify"), created, usage))
-        }
-        Task::Classify { use_activation } => json_response(&classify::answer(
-            model,
-            logits.into_rows(),
-            use_activation,
-            id("classify"),
-            created,
-            usage,
-        )),
-        Task::Moderate => json_response(&ModerationResponse {
-            id: id("modr"),
-            model: model.name.clone(),
-            results: model.moderation.results(
-                &model.labels,
-                model.activation(),
-                &logits.into_rows(),
-            ),
-        }),
-        Task::Tokens(task) => {
-            json_response(&task.answer(model, &logits, id("classify"), created, usage))
-        }
-        Task::Pooling(task) => {
-            json_response(&task.answer(model, &logits, id("classify"), created, usage))
-        }
-    })
-}
-
 /// Local models first, then the deployment's remote ones whose names are not served here.
 async fn model_list<D: Deployment>(deployment: &D) -> ModelList {
     let local = deployment.models();
     let mut data: Vec<serde_json::Value> = local
         .iter()
-        .map(|model| ModelCard {
-            id: model.name.clone(),
-            object: "model",
-            created: model.created,
-            owned_by: "classify",
-            max_model_len: model.max_model_len,
-            num_labels: model.num_classes(),
-            labels: model.labels.clone(),
-            architecture: model.architecture().to_owned(),
-            task: model.task(),
-        })
+        .map(|model| model_card(model))
         .filter_map(|card| serde_json::to_value(card).ok())
         .collect();
     for remote in deployment.remote_models().await {

@@ -12,7 +12,7 @@ use classify_protocol::Engine;
 use classify_tests::bench::percentile_ms;
 use classify_tests::client::Client;
 use classify_tests::edge::EdgeServer;
-use classify_tests::spin::{SpinServer, spin_binary};
+use classify_tests::spin::{SpinServer, comment_filter_manifest, spin_binary};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -42,6 +42,10 @@ struct Options {
     /// The route timed: `/v1/classify`, or `/v1/token-classify` for a token classifier.
     #[arg(long, default_value = "/v1/classify")]
     route: String,
+    /// The example that calls the component in-process (edge/examples/comment-filter, rc build): under Spin, its
+    /// typed call is timed next to the component's HTTP route.
+    #[arg(long)]
+    comment_filter: Option<PathBuf>,
     /// Profile the component in edge-host with `perf` (edge-host's `--profiler`).
     #[arg(long, value_enum)]
     profiler: Option<GuestProfiler>,
@@ -202,6 +206,9 @@ fn main() -> anyhow::Result<()> {
                     measure(&options, &what, &server.base_url, &model, &inputs, reuse);
                 }
             }
+            if let Some(filter) = &options.comment_filter {
+                typed_call(&options, &spin, filter, &rc_snapshot, &model)?;
+            }
         }
         (None, _) => println!("spin: skipped (no --spin-component)"),
         (_, Err(reason)) => println!("spin: skipped ({reason})"),
@@ -247,6 +254,45 @@ fn measure(
         3,
         times,
     );
+}
+
+/// spin-comment-filter.toml under Spin, warm, short input: the component's HTTP route, the example's route that
+/// calls the component in-process, and that typed call alone (the example's `Server-Timing`).
+fn typed_call(
+    options: &Options,
+    spin: &Path,
+    filter: &Path,
+    classify: &Path,
+    model: &str,
+) -> anyhow::Result<()> {
+    let manifest = comment_filter_manifest(filter, classify)?;
+    let app = SpinServer::start_app(spin, &manifest, &options.models, &[])?;
+    let client = Client::new(&app.base_url);
+    let route = json!({"model": model, "input": [SHORT], "truncate_prompt_tokens": -1});
+    report(
+        "spin: HTTP route /v1/classify",
+        3,
+        time(options.iterations, || {
+            client.post_ok("/v1/classify", &route);
+        }),
+    );
+    let comment = json!({"comment": SHORT, "model": model}).to_string();
+    let url = format!("{}/comments", app.base_url);
+    let mut calls = Vec::new();
+    let requests = time(options.iterations, || {
+        let timing = ureq::post(&url)
+            .send_string(&comment)
+            .ok()
+            .and_then(|r| r.header("server-timing").map(str::to_owned));
+        let millis = timing
+            .as_deref()
+            .and_then(|t| t.split_once("dur="))
+            .and_then(|(_, ms)| ms.parse::<f64>().ok());
+        calls.extend(millis.map(|ms| Duration::from_secs_f64(ms / 1e3)));
+    });
+    report("spin: /comments (HTTP + typed call)", 3, requests);
+    report("spin: the typed call alone", 3, calls);
+    Ok(())
 }
 
 fn mib(bytes: usize) -> f64 {

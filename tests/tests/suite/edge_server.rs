@@ -3,12 +3,14 @@
 
 use classify_tests::client::Client;
 use classify_tests::conformance::case05_reference_parity;
-use classify_tests::edge::{Build, EdgeServer, component, snapshot};
+use classify_tests::edge::{Build, EdgeServer, comment_filter, component, snapshot, wac_plug};
 use classify_tests::edge_checks::{
     bundled_model_answers_like_transformers, forwards_models_it_does_not_hold, native_with_decoder,
     native_with_encoders, same_answers_as_native, same_tokens_as_native,
+    typed_calls_answer_like_the_routes,
 };
 use classify_tests::fixtures::{Fixture, bundled_models_dir, models_dir};
+use classify_tests::spin::skip;
 
 /// What spin.toml mounts by default: the bundled model, from its ONNX export.
 #[test]
@@ -38,6 +40,25 @@ fn edge_forwards_models_it_does_not_hold() {
     let edge = EdgeServer::start(&models_dir(), Some(&native.base_url))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
     forwards_models_it_does_not_hold(&Client::new(&edge.base_url), native);
+}
+
+/// The example consumer with the pre-initialized component plugged into its import by `wac plug`, served by
+/// edge-host (fresh instances), answers what the component's HTTP route answers.
+#[test]
+fn a_wac_composed_consumer_calls_the_component_in_process() {
+    let classify = snapshot(Build::P3, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
+    let filter = comment_filter(Build::P3).unwrap_or_else(|e| panic!("{e:#}"));
+    let composed = match wac_plug(&filter, &classify) {
+        Ok(composed) => composed,
+        Err(reason) => return skip(&reason),
+    };
+    let filter = EdgeServer::start_component(&composed, &models_dir(), None, Some(1))
+        .unwrap_or_else(|e| panic!("edge: {e:#}"));
+    let route = EdgeServer::start(&models_dir(), None).unwrap_or_else(|e| panic!("edge: {e:#}"));
+    typed_calls_answer_like_the_routes(
+        &Client::new(&filter.base_url),
+        &Client::new(&route.base_url),
+    );
 }
 
 #[test]

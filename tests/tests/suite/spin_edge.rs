@@ -8,14 +8,16 @@
 use std::sync::OnceLock;
 
 use classify_tests::client::Client;
-use classify_tests::edge::{Build, component, snapshot};
+use classify_tests::edge::{Build, comment_filter, component, snapshot};
 use classify_tests::edge_checks::{
     bundled_int8_answers_like_onnxruntime, bundled_model_answers_like_transformers,
     forwards_models_it_does_not_hold, native_with_decoder, native_with_encoders,
-    same_answers_as_native, same_tokens_as_native,
+    same_answers_as_native, same_tokens_as_native, typed_calls_answer_like_the_routes,
 };
 use classify_tests::fixtures::{ENCODER_MODELS, TOKEN_MODELS, bundled_models_dir, models_dir};
-use classify_tests::spin::{SpinServer, skip, spin_4_1_binary, spin_binary};
+use classify_tests::spin::{
+    SpinServer, comment_filter_manifest, skip, spin_4_1_binary, spin_binary,
+};
 
 /// `spin up` (Spin 4.0.2) of the default build with every fixture mounted, shared by the conformance cases.
 fn client() -> Option<Client> {
@@ -67,6 +69,23 @@ fn spin_serves_the_bundled_int8_model() {
     )
     .unwrap_or_else(|e| panic!("spin up: {e:#}"));
     bundled_int8_answers_like_onnxruntime(&Client::new(&edge.base_url));
+}
+
+/// spin-comment-filter.toml: the example linked with the pre-initialized component by Spin's component
+/// dependencies answers what the component's HTTP route in the same app answers.
+#[test]
+fn spin_links_the_component_into_a_consumer() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let classify = snapshot(Build::P3Rc, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
+    let filter = comment_filter(Build::P3Rc).unwrap_or_else(|e| panic!("{e:#}"));
+    let manifest = comment_filter_manifest(&filter, &classify).unwrap_or_else(|e| panic!("{e:#}"));
+    let app = SpinServer::start_app(&spin, &manifest, &models_dir(), &[])
+        .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    let client = Client::new(&app.base_url);
+    typed_calls_answer_like_the_routes(&client, &client);
 }
 
 #[test]

@@ -5,7 +5,8 @@ use std::cell::{Cell, RefCell};
 
 use super::*;
 use crate::config::ModelConfig;
-use crate::engine::Logits;
+use crate::deployment::InferenceJob;
+use crate::engine::{Logits, TokenSequence};
 use crate::error::ErrorKind;
 use crate::model::ServedModel;
 use crate::moderation::ModerationPolicy;
@@ -571,4 +572,99 @@ fn pooling_answers_rows_per_token_or_per_input_in_vllms_shape() {
             "{body}"
         );
     }
+}
+
+/// A model route called in-process (`call`) answers what the HTTP route answers, errors included, and forwards
+/// nothing.
+#[test]
+fn a_call_answers_what_its_route_answers() {
+    let mut deployment = FakeDeployment::with_labels(&["scorer"], &["LABEL_0"]);
+    deployment
+        .models
+        .extend(FakeDeployment::with_labels(&["sentiment"], &["negative", "positive"]).models);
+    let cases = [
+        (
+            Route::Classify,
+            "/v1/classify",
+            r#"{"model": "sentiment", "input": ["a b", "c d e"]}"#,
+        ),
+        (
+            Route::Classify,
+            "/v1/classify",
+            r#"{"model": "sentiment", "input": [[1, 2]], "use_activation": false}"#,
+        ),
+        (
+            Route::Rerank,
+            "/v1/rerank",
+            r#"{"model": "scorer", "query": "a", "documents": ["b c", "d"], "top_n": 1}"#,
+        ),
+        (
+            Route::Score,
+            "/v1/score",
+            r#"{"model": "scorer", "text_1": ["a"], "text_2": ["b", "c d"]}"#,
+        ),
+        (
+            Route::Tokenize,
+            "/tokenize",
+            r#"{"model": "sentiment", "prompt": "a b c"}"#,
+        ),
+        (Route::Classify, "/v1/classify", r#"{"input": "a"}"#),
+        (
+            Route::Classify,
+            "/v1/classify",
+            r#"{"model": "elsewhere", "input": "a"}"#,
+        ),
+        (
+            Route::Classify,
+            "/v1/classify",
+            r#"{"model": "sentiment", "input": []}"#,
+        ),
+        (
+            Route::Rerank,
+            "/v1/rerank",
+            r#"{"model": "sentiment", "query": "a", "documents": ["b"]}"#,
+        ),
+    ];
+    let without_ids = |mut answer: serde_json::Value| {
+        if let Some(fields) = answer.as_object_mut() {
+            fields.remove("id");
+            fields.remove("created");
+        }
+        answer
+    };
+    for (route, path, body) in cases {
+        let (status, expected) = post(&deployment, path, body);
+        let fields = match serde_json::from_str(body) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            other => panic!("{body}: {other:?}"),
+        };
+        let called = futures_executor::block_on(call(
+            &deployment,
+            &HandlerConfig::default(),
+            route,
+            Body::from_object(fields),
+        ));
+        match called {
+            Ok(answer) => {
+                assert_eq!(status, 200, "{body}: {expected}");
+                let response = answer.into_response();
+                let answer: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+                assert_eq!(without_ids(answer), without_ids(expected), "{body}");
+            }
+            Err(error) => {
+                assert_eq!(error.status(), status, "{body}: {expected}");
+                assert_eq!(
+                    serde_json::Value::from(error.message),
+                    expected["error"],
+                    "{body}"
+                );
+                assert_eq!(expected["type"], error.kind.as_str(), "{body}");
+            }
+        }
+    }
+    assert_eq!(
+        deployment.forwarded.get(),
+        1,
+        "only the HTTP route forwards"
+    );
 }
