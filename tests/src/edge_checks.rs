@@ -7,6 +7,7 @@ use crate::client::Client;
 use crate::conformance::{REFERENCE_TOLERANCE, assert_close, floats};
 use crate::fixtures::{ENCODER_MODELS, Fixture, models_dir};
 use crate::native::NativeServer;
+use crate::pair_cases::PairReference;
 
 /// The native server with the encoder fixtures, the ones the edge holds as ONNX.
 pub fn native_with_encoders() -> NativeServer {
@@ -189,8 +190,8 @@ fn bundled_answers(
 
 /// The example consumer `edge/examples/comment-filter` (at `filter`), which calls the classify component through
 /// its typed interface in-process, gets what the HTTP route of the classify component (at `classify`) answers for
-/// the same text: the same label and probabilities, bit for bit; the same error message for a model not served;
-/// the same models.
+/// the same text: the same label and probabilities, bit for bit; the same ranking and scores of a cross-encoder as
+/// `/v1/rerank`; the same error message for a model not served; the same models.
 pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
     // The example's routes are not the contract's.
     let ask = |body: &serde_json::Value| {
@@ -219,6 +220,40 @@ pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
             );
             assert_eq!(verdict["model"], route["model"], "{name}");
             assert_eq!(verdict["accepted"], json!(data["label"] != "spam"));
+        }
+    }
+    for name in ENCODER_MODELS {
+        let Some(rerank) = PairReference::load(&Fixture::load(name)).and_then(|p| p.rerank) else {
+            continue;
+        };
+        let body = json!({"model": name, "post": rerank.query, "comments": rerank.documents});
+        let typed = filter.send(
+            "POST",
+            "/comments/rank",
+            &[("content-type", "application/json")],
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(typed.status, 200, "{name}: {}", typed.text);
+        let typed = typed.json();
+        let route = classify.post_ok(
+            "/v1/rerank",
+            &json!({"model": name, "query": rerank.query, "documents": rerank.documents}),
+        );
+        let field = |results: &serde_json::Value, key: &str| -> Vec<f32> {
+            results
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r[key].as_f64().unwrap_or(f64::NAN) as f32)
+                .collect()
+        };
+        assert_eq!(typed["model"], route["model"], "{name}");
+        for key in ["index", "relevance_score"] {
+            assert_eq!(
+                field(&typed["ranked"], key),
+                field(&route["results"], key),
+                "{name}: {key}"
+            );
         }
     }
     let typed = ask(&json!({"comment": "hello", "model": "no-such-model"}));

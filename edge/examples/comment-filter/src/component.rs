@@ -9,7 +9,9 @@ mod bindings {
     wit_bindgen::generate!({ path: "../../wit", world: "consumer" });
 }
 
-use bindings::classify::edge::classifier::{self, ClassifyOptions, ErrorKind, Inputs};
+use bindings::classify::edge::classifier::{
+    self, ClassifyOptions, Error, ErrorKind, Inputs, PairOptions,
+};
 
 #[spin_sdk::http_service]
 async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
@@ -17,6 +19,10 @@ async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
     let (status, answer, took) = match (parts.method, parts.uri.path()) {
         (Method::POST, "/comments") => match body.collect().await {
             Ok(body) => check(&body.to_bytes()),
+            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
+        },
+        (Method::POST, "/comments/rank") => match body.collect().await {
+            Ok(body) => rank(&body.to_bytes()),
             Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
         },
         (Method::GET, "/comments/models") => {
@@ -90,17 +96,66 @@ fn classify(comment: &str, model: Option<&str>) -> Result<Verdict, (StatusCode, 
             }),
             None => Err((StatusCode::INTERNAL_SERVER_ERROR, "no answer".to_owned())),
         },
+        Err(error) => Err(refused(error)),
+    }
+}
+
+/// The body's comments, most relevant to its `post` first, by a cross-encoder through the linked component.
+fn rank(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return failure(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let (Some(post), Some(comments)) = (
+        body.get("post").and_then(Value::as_str),
+        body.get("comments").and_then(Value::as_array),
+    ) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            "`post` (a string) and `comments` (strings) are required",
+        );
+    };
+    let comments: Vec<String> = comments
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    let model = body.get("model").and_then(Value::as_str);
+    let options = PairOptions {
+        truncate_prompt_tokens: None,
+        max_tokens_per_doc: None,
+        instruction: None,
+        use_activation: None,
+    };
+    let started = Instant::now();
+    let ranked = classifier::rerank(model, post, &comments, None, &options);
+    let took = started.elapsed();
+    match ranked {
+        Ok(ranked) => {
+            let results: Vec<Value> = ranked
+                .results
+                .iter()
+                .map(|r| json!({"index": r.index, "relevance_score": r.relevance_score}))
+                .collect();
+            let answer = json!({"model": ranked.model, "ranked": results});
+            (StatusCode::OK, answer, Some(took))
+        }
         Err(error) => {
-            let status = match error.kind {
-                ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-                ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-                ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            Err((status, error.message))
+            let (status, message) = refused(error);
+            failure(status, &message)
         }
     }
+}
+
+/// The HTTP status and message of the classifier's error.
+fn refused(error: Error) -> (StatusCode, String) {
+    let status = match error.kind {
+        ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (status, error.message)
 }
 
 fn failure(status: StatusCode, message: &str) -> (StatusCode, Value, Option<Duration>) {

@@ -5,6 +5,8 @@
 //! `POST /comments` `{"comment": "...", "model"?: "..."}` answers `{"accepted", "label", "probs", "model"}`:
 //! a comment the classifier labels `spam` is not accepted. Errors of the classifier keep their kind and message.
 //! The answer's `Server-Timing: classify;dur=MS` is the time the call took.
+//! `POST /comments/rank` `{"post": "...", "comments": [...], "model"?: "..."}` answers `{"model", "ranked":
+//! [{"index", "relevance_score"}]}`, the comments most relevant to the post first (a cross-encoder's rerank).
 //! `GET /comments/models` lists the models the classifier serves.
 
 #[cfg(target_arch = "wasm32")]
