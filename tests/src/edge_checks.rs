@@ -194,10 +194,10 @@ fn bundled_answers(
 /// `/v1/rerank`; the same error message for a model not served; the same models.
 pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
     // The example's routes are not the contract's.
-    let ask = |body: &serde_json::Value| {
+    let ask = |path: &str, body: &serde_json::Value| {
         filter.send(
             "POST",
-            "/comments",
+            path,
             &[("content-type", "application/json")],
             Some(body.to_string().as_bytes()),
         )
@@ -205,7 +205,7 @@ pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
     for name in ENCODER_MODELS {
         let fixture = Fixture::load(name);
         for text in fixture.texts() {
-            let verdict = ask(&json!({"comment": text, "model": name}));
+            let verdict = ask("/comments", &json!({"comment": text, "model": name}));
             assert_eq!(verdict.status, 200, "{name}: {}", verdict.text);
             let verdict = verdict.json();
             let route = classify
@@ -227,12 +227,7 @@ pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
             continue;
         };
         let body = json!({"model": name, "post": rerank.query, "comments": rerank.documents});
-        let typed = filter.send(
-            "POST",
-            "/comments/rank",
-            &[("content-type", "application/json")],
-            Some(body.to_string().as_bytes()),
-        );
+        let typed = ask("/comments/rank", &body);
         assert_eq!(typed.status, 200, "{name}: {}", typed.text);
         let typed = typed.json();
         let route = classify.post_ok(
@@ -256,7 +251,10 @@ pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
             );
         }
     }
-    let typed = ask(&json!({"comment": "hello", "model": "no-such-model"}));
+    let typed = ask(
+        "/comments",
+        &json!({"comment": "hello", "model": "no-such-model"}),
+    );
     assert_eq!(typed.status, 404, "{}", typed.text);
     let route = classify.post(
         "/v1/classify",
