@@ -191,7 +191,8 @@ fn bundled_answers(
 /// The example consumer `edge/examples/comment-filter` (at `filter`), which calls the classify component through
 /// its typed interface in-process, gets what the HTTP route of the classify component (at `classify`) answers for
 /// the same text: the same label and probabilities, bit for bit; the same ranking and scores of a cross-encoder as
-/// `/v1/rerank`; the same error message for a model not served; the same models.
+/// `/v1/rerank` and the same scores as `/v1/score`; the same tokens as `/tokenize`; the same error message for a
+/// model not served; the same models.
 pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
     // The example's routes are not the contract's.
     let ask = |path: &str, body: &serde_json::Value| {
@@ -249,6 +250,31 @@ pub fn typed_calls_answer_like_the_routes(filter: &Client, classify: &Client) {
                 field(&route["results"], key),
                 "{name}: {key}"
             );
+        }
+        let typed = ask("/comments/relevance", &body);
+        assert_eq!(typed.status, 200, "{name}: {}", typed.text);
+        let typed = typed.json();
+        let route = classify.post_ok(
+            "/v1/score",
+            &json!({"model": name, "text_1": rerank.query, "text_2": rerank.documents}),
+        );
+        assert_eq!(typed["model"], route["model"], "{name}");
+        assert_eq!(
+            floats(&typed["scores"]),
+            field(&route["data"], "score"),
+            "{name}"
+        );
+    }
+    for name in ENCODER_MODELS {
+        for text in Fixture::load(name).texts() {
+            let typed = ask("/comments/length", &json!({"comment": text, "model": name}));
+            assert_eq!(typed.status, 200, "{name}: {}", typed.text);
+            let typed = typed.json();
+            let route = classify.post_ok("/tokenize", &json!({"model": name, "prompt": text}));
+            assert_eq!(typed["tokens"], route["tokens"], "{name}: {text}");
+            assert_eq!(typed["max_model_len"], route["max_model_len"], "{name}");
+            let fits = route["count"].as_u64() <= route["max_model_len"].as_u64();
+            assert_eq!(typed["fits"], json!(fits), "{name}: {text}");
         }
     }
     let typed = ask(

@@ -25,6 +25,14 @@ async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
             Ok(body) => rank(&body.to_bytes()),
             Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
         },
+        (Method::POST, "/comments/relevance") => match body.collect().await {
+            Ok(body) => relevance(&body.to_bytes()),
+            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
+        },
+        (Method::POST, "/comments/length") => match body.collect().await {
+            Ok(body) => length(&body.to_bytes()),
+            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
+        },
         (Method::GET, "/comments/models") => {
             let ids: Vec<String> = classifier::models().into_iter().map(|m| m.id).collect();
             (StatusCode::OK, json!({ "models": ids }), None)
@@ -46,13 +54,6 @@ async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
     response
 }
 
-/// What the classifier said of one text.
-struct Verdict {
-    model: String,
-    label: String,
-    probs: Vec<f32>,
-}
-
 /// The classifier's verdict on the body's comment, and how long asking took.
 fn check(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
@@ -62,72 +63,65 @@ fn check(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
         return failure(StatusCode::BAD_REQUEST, "`comment` (a string) is required");
     };
     let model = body.get("model").and_then(Value::as_str);
-    let started = Instant::now();
-    let verdict = classify(comment, model);
-    let took = started.elapsed();
-    match verdict {
-        Ok(verdict) => {
-            let answer = json!({
-                "accepted": verdict.label != "spam",
-                "label": verdict.label,
-                "probs": verdict.probs,
-                "model": verdict.model,
-            });
-            (StatusCode::OK, answer, Some(took))
-        }
-        Err((status, message)) => failure(status, &message),
-    }
-}
-
-/// Asks the linked classify component, in-process.
-fn classify(comment: &str, model: Option<&str>) -> Result<Verdict, (StatusCode, String)> {
     let options = ClassifyOptions {
         truncate_prompt_tokens: Some(-1),
         add_special_tokens: None,
         use_activation: None,
     };
     let inputs = Inputs::Texts(vec![comment.to_owned()]);
-    match classifier::classify(model, &inputs, options) {
+    let started = Instant::now();
+    let classified = classifier::classify(model, &inputs, options);
+    let took = started.elapsed();
+    match classified {
         Ok(classified) => match classified.data.into_iter().next() {
-            Some(first) => Ok(Verdict {
-                model: classified.model,
-                label: first.label,
-                probs: first.probs,
-            }),
-            None => Err((StatusCode::INTERNAL_SERVER_ERROR, "no answer".to_owned())),
+            Some(verdict) => {
+                let answer = json!({
+                    "accepted": verdict.label != "spam",
+                    "label": verdict.label,
+                    "probs": verdict.probs,
+                    "model": classified.model,
+                });
+                (StatusCode::OK, answer, Some(took))
+            }
+            None => failure(StatusCode::INTERNAL_SERVER_ERROR, "no answer"),
         },
-        Err(error) => Err(refused(error)),
+        Err(error) => refused(error),
     }
 }
 
-/// The body's comments, most relevant to its `post` first, by a cross-encoder through the linked component.
-fn rank(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return failure(StatusCode::BAD_REQUEST, "the body is not JSON");
-    };
+/// The body's `post`, its `comments` (strings) and `model`, or what is missing.
+fn post_and_comments(body: &[u8]) -> Result<(String, Vec<String>, Option<String>), String> {
+    let body = serde_json::from_slice::<Value>(body).map_err(|_| "the body is not JSON")?;
     let (Some(post), Some(comments)) = (
         body.get("post").and_then(Value::as_str),
         body.get("comments").and_then(Value::as_array),
     ) else {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            "`post` (a string) and `comments` (strings) are required",
-        );
+        return Err("`post` (a string) and `comments` (strings) are required".to_owned());
     };
-    let comments: Vec<String> = comments
+    let comments = comments
         .iter()
         .filter_map(Value::as_str)
         .map(str::to_owned)
         .collect();
-    let model = body.get("model").and_then(Value::as_str);
-    let options = PairOptions {
-        truncate_prompt_tokens: None,
-        max_tokens_per_doc: None,
-        instruction: None,
-        use_activation: None,
+    let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
+    Ok((post.to_owned(), comments, model))
+}
+
+const PAIR_DEFAULTS: PairOptions = PairOptions {
+    truncate_prompt_tokens: None,
+    max_tokens_per_doc: None,
+    instruction: None,
+    use_activation: None,
+};
+
+/// The body's comments, most relevant to its `post` first, by a cross-encoder through the linked component.
+fn rank(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
+    let (post, comments, model) = match post_and_comments(body) {
+        Ok(fields) => fields,
+        Err(message) => return failure(StatusCode::BAD_REQUEST, &message),
     };
     let started = Instant::now();
-    let ranked = classifier::rerank(model, post, &comments, None, &options);
+    let ranked = classifier::rerank(model.as_deref(), &post, &comments, None, &PAIR_DEFAULTS);
     let took = started.elapsed();
     match ranked {
         Ok(ranked) => {
@@ -139,15 +133,55 @@ fn rank(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
             let answer = json!({"model": ranked.model, "ranked": results});
             (StatusCode::OK, answer, Some(took))
         }
-        Err(error) => {
-            let (status, message) = refused(error);
-            failure(status, &message)
-        }
+        Err(error) => refused(error),
     }
 }
 
-/// The HTTP status and message of the classifier's error.
-fn refused(error: Error) -> (StatusCode, String) {
+/// Each of the body's comments' relevance to its `post`, in comment order (a cross-encoder's score).
+fn relevance(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
+    let (post, comments, model) = match post_and_comments(body) {
+        Ok(fields) => fields,
+        Err(message) => return failure(StatusCode::BAD_REQUEST, &message),
+    };
+    let started = Instant::now();
+    let scored = classifier::score(model.as_deref(), &[post], &comments, &PAIR_DEFAULTS);
+    let took = started.elapsed();
+    match scored {
+        Ok(scored) => {
+            let answer = json!({"model": scored.model, "scores": scored.scores});
+            (StatusCode::OK, answer, Some(took))
+        }
+        Err(error) => refused(error),
+    }
+}
+
+/// The tokens the classifier reads for the body's `comment`, and whether they fit the model's length.
+fn length(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return failure(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    let Some(comment) = body.get("comment").and_then(Value::as_str) else {
+        return failure(StatusCode::BAD_REQUEST, "`comment` (a string) is required");
+    };
+    let model = body.get("model").and_then(Value::as_str);
+    let started = Instant::now();
+    let tokenized = classifier::tokenize(model, comment, None);
+    let took = started.elapsed();
+    match tokenized {
+        Ok(tokenized) => {
+            let answer = json!({
+                "tokens": tokenized.tokens,
+                "fits": tokenized.tokens.len() <= tokenized.max_model_len as usize,
+                "max_model_len": tokenized.max_model_len,
+            });
+            (StatusCode::OK, answer, Some(took))
+        }
+        Err(error) => refused(error),
+    }
+}
+
+/// The classifier's error as this example's HTTP answer: its kind's status and its message.
+fn refused(error: Error) -> (StatusCode, Value, Option<Duration>) {
     let status = match error.kind {
         ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -155,7 +189,7 @@ fn refused(error: Error) -> (StatusCode, String) {
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (status, error.message)
+    failure(status, &error.message)
 }
 
 fn failure(status: StatusCode, message: &str) -> (StatusCode, Value, Option<Duration>) {

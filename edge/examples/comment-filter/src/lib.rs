@@ -4,9 +4,12 @@
 //!
 //! `POST /comments` `{"comment": "...", "model"?: "..."}` answers `{"accepted", "label", "probs", "model"}`:
 //! a comment the classifier labels `spam` is not accepted. Errors of the classifier keep their kind and message.
-//! The answer's `Server-Timing: classify;dur=MS` is the time the call took.
 //! `POST /comments/rank` `{"post": "...", "comments": [...], "model"?: "..."}` answers `{"model", "ranked":
-//! [{"index", "relevance_score"}]}`, the comments most relevant to the post first (a cross-encoder's rerank).
+//! [{"index", "relevance_score"}]}`, the comments most relevant to the post first (a cross-encoder's rerank);
+//! `POST /comments/relevance` (same body) answers `{"model", "scores"}`, each comment's score in comment order.
+//! `POST /comments/length` `{"comment": "...", "model"?: "..."}` answers `{"tokens", "fits", "max_model_len"}`:
+//! the token ids the classifier reads and whether they fit the model's length.
+//! Every answer that asked the classifier carries `Server-Timing: classify;dur=MS`.
 //! `GET /comments/models` lists the models the classifier serves.
 
 #[cfg(target_arch = "wasm32")]
