@@ -66,22 +66,34 @@ impl SpinServer {
     ) -> anyhow::Result<SpinServer> {
         SpinServer::start_app(
             spin,
-            &manifest_for(component, native_url)?,
-            models,
+            &manifest_for(component, native_url, true)?,
+            Some(models),
             extra_args,
         )
     }
 
-    /// `spin up` of `manifest` (its text), with `models` linked as `models` beside it.
+    /// `spin up` of `component`, a self-contained snapshot, in the repo's spin.toml without its `files`.
+    pub fn start_self_contained(
+        spin: &Path,
+        component: &Path,
+        extra_args: &[&str],
+    ) -> anyhow::Result<SpinServer> {
+        let manifest = manifest_for(component, None, false)?;
+        SpinServer::start_app(spin, &manifest, None, extra_args)
+    }
+
+    /// `spin up` of `manifest` (its text), with `models` (if any) linked as `models` beside it.
     pub fn start_app(
         spin: &Path,
         manifest: &str,
-        models: &Path,
+        models: Option<&Path>,
         extra_args: &[&str],
     ) -> anyhow::Result<SpinServer> {
         let dir = TempDir::new("classify-spin")?;
         // Spin mounts only files inside the application's directory: the models get there through a link.
-        std::os::unix::fs::symlink(models.canonicalize()?, dir.0.join("models"))?;
+        if let Some(models) = models {
+            std::os::unix::fs::symlink(models.canonicalize()?, dir.0.join("models"))?;
+        }
         let manifest_path = dir.0.join("spin.toml");
         std::fs::write(&manifest_path, manifest)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -155,8 +167,13 @@ impl Drop for SpinServer {
     }
 }
 
-/// The repo's spin.toml with the test's component, the `models` link beside it and the native server.
-fn manifest_for(component: &Path, native_url: Option<&str>) -> anyhow::Result<String> {
+/// The repo's spin.toml with the test's component, the `models` link beside it mounted (or nothing mounted) and
+/// the native server.
+fn manifest_for(
+    component: &Path,
+    native_url: Option<&str>,
+    mount_models: bool,
+) -> anyhow::Result<String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml");
     let mut manifest: toml::Table = std::fs::read_to_string(&repo)?.parse()?;
     let component_table = manifest
@@ -166,10 +183,13 @@ fn manifest_for(component: &Path, native_url: Option<&str>) -> anyhow::Result<St
         .ok_or_else(|| anyhow::anyhow!("spin.toml has no [component.classify-edge]"))?;
     let source = component.canonicalize()?.display().to_string();
     component_table.insert("source".into(), source.into());
-    let mut mount = toml::Table::new();
-    mount.insert("source".into(), "models".into());
-    mount.insert("destination".into(), "/models".into());
-    component_table.insert("files".into(), toml::Value::Array(vec![mount.into()]));
+    component_table.remove("files");
+    if mount_models {
+        let mut mount = toml::Table::new();
+        mount.insert("source".into(), "models".into());
+        mount.insert("destination".into(), "/models".into());
+        component_table.insert("files".into(), toml::Value::Array(vec![mount.into()]));
+    }
     let mut environment = toml::Table::new();
     let mut outbound = Vec::new();
     if let Some(url) = native_url {

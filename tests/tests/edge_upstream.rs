@@ -25,8 +25,9 @@ fn a_hung_native_server_gives_504_and_local_models_keep_serving() {
     });
     for build in [Build::P3, Build::P2] {
         let component = component(build).unwrap_or_else(|e| panic!("{e:#}"));
-        let edge = EdgeServer::start_component(&component, &models_dir(), Some(&hung_url), None)
-            .unwrap_or_else(|e| panic!("edge: {e:#}"));
+        let edge =
+            EdgeServer::start_component(&component, Some(&models_dir()), Some(&hung_url), None)
+                .unwrap_or_else(|e| panic!("edge: {e:#}"));
         answers_504_and_keeps_serving(&edge, &hung_url, build);
     }
 }

@@ -22,7 +22,9 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
-use wasmtime::{Cache, CacheConfig, Config, Engine, Store, StoreContextMut};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder,
+};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -39,8 +41,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct EdgeHostOptions {
     /// The component (.wasm) to serve.
     pub component: PathBuf,
-    /// Mounted read-only at `/models` in the guest.
-    pub models: PathBuf,
+    /// Mounted read-only at `/models` in the guest; `None` mounts nothing (a self-contained snapshot).
+    pub models: Option<PathBuf>,
     /// Passed to the guest as `NATIVE_URL`.
     pub native_url: Option<String>,
     /// Where compiled components are cached; wasmtime's default cache directory when `None`.
@@ -48,6 +50,9 @@ pub struct EdgeHostOptions {
     /// Requests one instance answers before a fresh one replaces it; `None` reuses it for ever. `Some(1)` gives
     /// every request a fresh instance, as Akamai Functions and wasi:http 0.2 hosts do.
     pub max_instance_reuse: Option<usize>,
+    /// The most linear memory an instance may have, in bytes, as edge plans limit it (Akamai Functions: 128 MiB):
+    /// an instance that starts with more fails to start, one that needs more fails its request.
+    pub max_instance_memory: Option<usize>,
     /// Requests handed to the component at once; more wait their turn. wasmtime's handler starts another
     /// instance for a request that arrives while the others are busy, so this also bounds the instances (and
     /// their memory) a burst can create.
@@ -75,6 +80,7 @@ pub struct GuestState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    limits: StoreLimits,
 }
 
 impl GuestState {
@@ -84,6 +90,7 @@ impl GuestState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            limits: StoreLimits::default(),
         }
     }
 }
@@ -114,9 +121,10 @@ fn http_view(state: &mut GuestState) -> WasiHttpCtxView<'_> {
 struct HostState {
     engine: Engine,
     pre: ProxyPre<GuestState>,
-    models: PathBuf,
+    models: Option<PathBuf>,
     native_url: Option<String>,
     max_instance_reuse: Option<usize>,
+    max_instance_memory: Option<usize>,
     /// Instances alive now (see [`ExtraInstanceExpiry`]).
     live_instances: Arc<AtomicUsize>,
 }
@@ -125,7 +133,9 @@ impl HostState {
     fn new_store(&self) -> wasmtime::Result<Store<GuestState>> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr();
-        wasi.preopened_dir(&self.models, "/models", FsPerms::ReadOnly)?;
+        if let Some(models) = &self.models {
+            wasi.preopened_dir(models, "/models", FsPerms::ReadOnly)?;
+        }
         if let Some(url) = &self.native_url {
             wasi.env("NATIVE_URL", url);
         }
@@ -133,7 +143,13 @@ impl HostState {
         for (name, value) in std::env::vars().filter(|(name, _)| name.starts_with("CLASSIFY_")) {
             wasi.env(name, value);
         }
-        Ok(Store::new(&self.engine, GuestState::new(wasi.build())))
+        let mut state = GuestState::new(wasi.build());
+        if let Some(bytes) = self.max_instance_memory {
+            state.limits = StoreLimitsBuilder::new().memory_size(bytes).build();
+        }
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        Ok(store)
     }
 }
 
@@ -322,8 +338,13 @@ impl EdgeHost {
         })?;
         let models = options
             .models
-            .canonicalize()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", options.models.display()))?;
+            .as_ref()
+            .map(|models| {
+                models
+                    .canonicalize()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", models.display()))
+            })
+            .transpose()?;
         let pool = || -> anyhow::Result<ProxyHandler<HostState>> {
             let pre = match ServicePre::new(instance_pre.clone()) {
                 Ok(p3) => ProxyPre::P3(p3),
@@ -340,6 +361,7 @@ impl EdgeHost {
                 models: models.clone(),
                 native_url: options.native_url.clone(),
                 max_instance_reuse: options.max_instance_reuse,
+                max_instance_memory: options.max_instance_memory,
                 live_instances: Arc::new(AtomicUsize::new(0)),
             }))
         };

@@ -5,4 +5,4 @@ mod host;
 mod snapshot;
 
 pub use host::{EdgeHost, EdgeHostOptions, GuestProfiler};
-pub use snapshot::{SnapshotReport, snapshot};
+pub use snapshot::{MemoryImage, SnapshotReport, snapshot};

@@ -21,6 +21,44 @@ pub struct SnapshotReport {
     pub input_bytes: usize,
     pub output_bytes: usize,
     pub seconds: f64,
+    pub memory: MemoryImage,
+}
+
+/// What a component's core modules start with: the largest initial linear memory among them (the guest's heap:
+/// every instance of the component has at least this much) and the bytes of all their data segments (what the
+/// memory is initialized with: code's constants, and a snapshot's loaded models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryImage {
+    pub initial_memory_bytes: u64,
+    pub data_bytes: u64,
+}
+
+impl MemoryImage {
+    pub fn of(wasm: &[u8]) -> anyhow::Result<MemoryImage> {
+        let mut image = MemoryImage {
+            initial_memory_bytes: 0,
+            data_bytes: 0,
+        };
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            match payload? {
+                wasmparser::Payload::MemorySection(memories) => {
+                    for memory in memories {
+                        let memory = memory?;
+                        let page = 1u64 << memory.page_size_log2.unwrap_or(16);
+                        image.initial_memory_bytes =
+                            image.initial_memory_bytes.max(memory.initial * page);
+                    }
+                }
+                wasmparser::Payload::DataSection(segments) => {
+                    for segment in segments {
+                        image.data_bytes += segment?.data.len() as u64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(image)
+    }
 }
 
 /// Writes to `output` the component at `component` with every model under `models` loaded.
@@ -63,6 +101,7 @@ pub async fn snapshot(
         input_bytes: wasm.len(),
         output_bytes: snapshot.len(),
         seconds: started.elapsed().as_secs_f64(),
+        memory: MemoryImage::of(&snapshot)?,
     })
 }
 

@@ -2,8 +2,9 @@
 //! native server as the place for every other model. Each wasi:http version has its entry point
 //! (`incoming_p2`/`incoming_p3`) and its way of sending a request (`outgoing_p2`/`outgoing_p3`); the rest is
 //! shared: `deployment` (settings, models, the handler), `upstream` (forwarding to the native server),
-//! `snapshot` (pre-initialization). `classifier` exports the same routes as typed functions to other components.
+//! `snapshot` (pre-initialization, with `allocator` zeroing what loading frees). `classifier` exports the same routes as typed functions to other components.
 
+mod allocator;
 mod classifier;
 mod deployment;
 mod log;

@@ -1,7 +1,8 @@
 //! Pre-initialization: `wizer-initialize` loads every mounted model so that `edge-host snapshot` (wasmtime-wizer)
 //! can save the component with the models already in its memory. A fresh instance of the snapshot answers its
-//! first request without loading anything, as long as the files mounted at run time are the ones the snapshot was
-//! taken from (same fingerprint); otherwise the snapshot's models are ignored and models load on first use.
+//! first request without loading anything, as long as nothing is mounted at run time (the snapshot is
+//! self-contained) or the files mounted are the ones it was taken from (same fingerprint); otherwise the snapshot's
+//! models are ignored and the mounted ones load on first use.
 //!
 //! The snapshot must not hold host state: nothing here prints, reads the environment or keeps a file open, and
 //! wasi-libc's table of preopened directories is reset so the new instance asks its own host for them.
@@ -9,6 +10,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use super::allocator::zeroing_freed;
 use crate::registry::{EdgeModels, Fingerprint, OnnxFileOrder};
 
 /// Where the models are mounted (spin.toml `files`, or edge-host `--models`).
@@ -27,9 +29,12 @@ struct Preinit;
 
 impl bindings::Guest for Preinit {
     fn wizer_initialize() {
-        let models = EdgeModels::scan(Path::new(MODELS_ROOT), &OnnxFileOrder::default());
         // Failures are kept with their model and reported when a request or /health asks for it.
-        let _failures = models.load_all();
+        let models = zeroing_freed(|| {
+            let models = EdgeModels::scan(Path::new(MODELS_ROOT), &OnnxFileOrder::default());
+            let _failures = models.load_all();
+            models
+        });
         let _ = PRELOADED.set(models);
         unsafe extern "C" {
             fn __wasilibc_reset_preopens();
@@ -41,17 +46,19 @@ impl bindings::Guest for Preinit {
 
 bindings::export!(Preinit with_types_in bindings);
 
-/// The models this instance serves: the snapshot's when they match what is mounted (and the same files are
-/// chosen), else a fresh scan.
+/// The models this instance serves: the snapshot's when nothing is mounted (a self-contained snapshot, its
+/// models only in its memory) or when what is mounted is what it was taken from (and the same files are chosen),
+/// else a fresh scan of what is mounted.
 pub(super) fn mounted_models(root: &Path, order: &OnnxFileOrder) -> &'static EdgeModels {
-    if let Some(preloaded) = PRELOADED.get() {
-        if *preloaded.fingerprint() == Fingerprint::read(root, order) {
-            return preloaded;
-        }
-        eprintln!(
-            "classify-edge: the files under {} differ from the pre-initialized snapshot's; loading them at run time",
-            root.display()
-        );
+    let Some(preloaded) = PRELOADED.get() else {
+        return Box::leak(Box::new(EdgeModels::scan(root, order)));
+    };
+    if !root.exists() || *preloaded.fingerprint() == Fingerprint::read(root, order) {
+        return preloaded;
     }
+    eprintln!(
+        "classify-edge: the files under {} differ from the pre-initialized snapshot's; loading them at run time",
+        root.display()
+    );
     Box::leak(Box::new(EdgeModels::scan(root, order)))
 }

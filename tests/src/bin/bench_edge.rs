@@ -125,10 +125,11 @@ fn main() -> anyhow::Result<()> {
     let cache = tempdir()?;
     let host_options = EdgeHostOptions {
         component: options.component.clone(),
-        models: options.models.clone(),
+        models: Some(options.models.clone()),
         native_url: None,
         cache_dir: Some(cache.clone()),
         max_instance_reuse: None,
+        max_instance_memory: None,
         max_concurrent_requests: EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS,
         profiler: options.profiler,
     };
@@ -266,7 +267,7 @@ fn typed_call(
     model: &str,
 ) -> anyhow::Result<()> {
     let manifest = comment_filter_manifest(filter, classify)?;
-    let app = SpinServer::start_app(spin, &manifest, &options.models, &[])?;
+    let app = SpinServer::start_app(spin, &manifest, Some(&options.models), &[])?;
     let client = Client::new(&app.base_url);
     let route = json!({"model": model, "input": [SHORT], "truncate_prompt_tokens": -1});
     report(

@@ -82,7 +82,7 @@ fn spin_links_the_component_into_a_consumer() {
     let classify = snapshot(Build::P3Rc, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
     let filter = comment_filter(Build::P3Rc).unwrap_or_else(|e| panic!("{e:#}"));
     let manifest = comment_filter_manifest(&filter, &classify).unwrap_or_else(|e| panic!("{e:#}"));
-    let app = SpinServer::start_app(&spin, &manifest, &models_dir(), &[])
+    let app = SpinServer::start_app(&spin, &manifest, Some(&models_dir()), &[])
         .unwrap_or_else(|e| panic!("spin up: {e:#}"));
     let client = Client::new(&app.base_url);
     typed_calls_answer_like_the_routes(&client, &client);
@@ -142,6 +142,23 @@ fn a_snapshot_answers_under_spin_on_fresh_instances() {
         snapshot(Build::P3Rc, &models_dir()),
         &["--max-instance-reuse-count", "1"],
     );
+}
+
+/// With nothing mounted (spin.toml without `files`), the snapshot serves the models it was taken with.
+#[test]
+fn a_self_contained_snapshot_answers_under_spin() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let component = snapshot(Build::P3Rc, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
+    let edge =
+        SpinServer::start_self_contained(&spin, &component, &["--max-instance-reuse-count", "1"])
+            .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    let edge = Client::new(&edge.base_url);
+    assert_eq!(edge.get("/health").json()["status"], "ok");
+    let native = native_with_encoders();
+    same_answers_as_native(&Client::new(&native.base_url), &edge);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! edge-host: serves the classify edge component over HTTP without Spin, and pre-initializes it.
 //!
-//! edge-host serve --component PATH.wasm --models DIR [--listen ADDR] [--native-url URL]
+//! edge-host serve --component PATH.wasm [--models DIR] [--listen ADDR] [--native-url URL]
 //! edge-host snapshot --component PATH.wasm --models DIR --output OUT.wasm
 
 use std::net::SocketAddr;
@@ -35,9 +35,10 @@ struct ServeArgs {
     /// The component to serve (target/wasm32-wasip2/release/classify_edge.wasm).
     #[arg(long, env = "EDGE_COMPONENT")]
     component: PathBuf,
-    /// Directory of models, mounted read-only at /models.
+    /// Directory of models, mounted read-only at /models. Without it nothing is mounted: a self-contained
+    /// snapshot serves the models it was taken with.
     #[arg(long, env = "EDGE_MODELS")]
-    models: PathBuf,
+    models: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "EDGE_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
@@ -51,6 +52,10 @@ struct ServeArgs {
     /// request a fresh instance, like Akamai Functions).
     #[arg(long, env = "EDGE_MAX_INSTANCE_REUSE", value_parser = clap::value_parser!(u64).range(1..))]
     max_instance_reuse: Option<u64>,
+    /// The most linear memory an instance may have, in MiB, as an edge plan limits it (Akamai Functions: 128):
+    /// an instance that starts with more fails, and so does a request that needs more (default: no limit).
+    #[arg(long, env = "EDGE_MAX_INSTANCE_MEMORY_MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_instance_memory_mib: Option<u64>,
     /// Requests the component handles at once (each busy one holds an instance); more wait their turn.
     #[arg(long, env = "EDGE_MAX_CONCURRENT_REQUESTS", default_value_t = EdgeHostOptions::DEFAULT_MAX_CONCURRENT_REQUESTS)]
     max_concurrent_requests: usize,
@@ -97,12 +102,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Snapshot(args) => {
             let report =
                 classify_edge_host::snapshot(&args.component, &args.models, &args.output).await?;
+            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
             eprintln!(
-                "edge-host: wrote {} ({} bytes, from {} bytes) in {:.2}s",
+                "edge-host: wrote {} ({} bytes, from {} bytes) in {:.2}s; memory {:.1} MiB at start, \
+                 {:.1} MiB of it data",
                 args.output.display(),
                 report.output_bytes,
                 report.input_bytes,
-                report.seconds
+                report.seconds,
+                mib(report.memory.initial_memory_bytes),
+                mib(report.memory.data_bytes),
             );
             Ok(())
         }
@@ -115,6 +124,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         models: args.models,
         native_url: args.native_url,
         cache_dir: args.cache_dir,
+        max_instance_memory: args
+            .max_instance_memory_mib
+            .and_then(|mib| usize::try_from(mib << 20).ok()),
         max_instance_reuse: args
             .max_instance_reuse
             .and_then(|n| usize::try_from(n).ok()),
