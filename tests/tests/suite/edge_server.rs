@@ -78,21 +78,21 @@ fn the_p2_build_answers_on_fresh_instances() {
 
 #[test]
 fn a_snapshot_answers_on_fresh_instances() {
-    let native = native_with_encoders();
-    let component = snapshot(Build::P3, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
-    let edge = EdgeServer::start_component(&component, Some(&models_dir()), None, Some(1))
-        .unwrap_or_else(|e| panic!("edge: {e:#}"));
-    let client = Client::new(&edge.base_url);
-    assert_eq!(client.get("/health").json()["status"], "ok");
-    same_answers_as_native(&Client::new(&native.base_url), &client);
+    snapshot_answers_like_native(Some(&models_dir()));
 }
 
 /// A snapshot carries its models: with nothing mounted, every fresh instance answers from them.
 #[test]
 fn a_self_contained_snapshot_answers_with_nothing_mounted() {
+    snapshot_answers_like_native(None);
+}
+
+/// The snapshot of every fixture, served on fresh instances with `mounted` at /models, is healthy and answers
+/// like the native server.
+fn snapshot_answers_like_native(mounted: Option<&std::path::Path>) {
     let native = native_with_encoders();
     let component = snapshot(Build::P3, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
-    let edge = EdgeServer::start_component(&component, None, None, Some(1))
+    let edge = EdgeServer::start_component(&component, mounted, None, Some(1))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
     let client = Client::new(&edge.base_url);
     assert_eq!(client.get("/health").json()["status"], "ok");

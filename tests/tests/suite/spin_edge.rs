@@ -97,10 +97,12 @@ fn spin_and_native_give_the_same_answers_and_tokens() {
     same_tokens_as_native(&native, &edge);
 }
 
-/// Serves `component` under `spin` (a binary, or the reason there is none) and runs the parity check on it.
+/// Serves `component` under `spin` (a binary, or the reason there is none), with every fixture mounted or
+/// nothing (a self-contained snapshot), and runs the parity check on it.
 fn answers_like_native(
     spin: Result<std::path::PathBuf, String>,
     component: anyhow::Result<std::path::PathBuf>,
+    mount_models: bool,
     extra_args: &[&str],
 ) {
     let spin = match spin {
@@ -108,8 +110,12 @@ fn answers_like_native(
         Err(reason) => return skip(&reason),
     };
     let component = component.unwrap_or_else(|e| panic!("{e:#}"));
-    let edge = SpinServer::start(&spin, &component, &models_dir(), None, extra_args)
-        .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    let edge = if mount_models {
+        SpinServer::start(&spin, &component, &models_dir(), None, extra_args)
+    } else {
+        SpinServer::start_self_contained(&spin, &component, extra_args)
+    };
+    let edge = edge.unwrap_or_else(|e| panic!("spin up: {e:#}"));
     let edge = Client::new(&edge.base_url);
     assert_eq!(edge.get("/health").json()["status"], "ok");
     let native = native_with_encoders();
@@ -140,6 +146,7 @@ fn a_snapshot_answers_under_spin_on_fresh_instances() {
     answers_like_native(
         spin_binary(),
         snapshot(Build::P3Rc, &models_dir()),
+        true,
         &["--max-instance-reuse-count", "1"],
     );
 }
@@ -147,28 +154,22 @@ fn a_snapshot_answers_under_spin_on_fresh_instances() {
 /// With nothing mounted (spin.toml without `files`), the snapshot serves the models it was taken with.
 #[test]
 fn a_self_contained_snapshot_answers_under_spin() {
-    let spin = match spin_binary() {
-        Ok(spin) => spin,
-        Err(reason) => return skip(&reason),
-    };
-    let component = snapshot(Build::P3Rc, &models_dir()).unwrap_or_else(|e| panic!("{e:#}"));
-    let edge =
-        SpinServer::start_self_contained(&spin, &component, &["--max-instance-reuse-count", "1"])
-            .unwrap_or_else(|e| panic!("spin up: {e:#}"));
-    let edge = Client::new(&edge.base_url);
-    assert_eq!(edge.get("/health").json()["status"], "ok");
-    let native = native_with_encoders();
-    same_answers_as_native(&Client::new(&native.base_url), &edge);
+    answers_like_native(
+        spin_binary(),
+        snapshot(Build::P3Rc, &models_dir()),
+        false,
+        &["--max-instance-reuse-count", "1"],
+    );
 }
 
 #[test]
 fn the_p2_build_answers_under_spin() {
-    answers_like_native(spin_binary(), component(Build::P2), &[]);
+    answers_like_native(spin_binary(), component(Build::P2), true, &[]);
 }
 
 #[test]
 fn the_final_p3_build_answers_under_spin_4_1() {
-    answers_like_native(spin_4_1_binary(), component(Build::P3), &[]);
+    answers_like_native(spin_4_1_binary(), component(Build::P3), true, &[]);
 }
 
 #[test]

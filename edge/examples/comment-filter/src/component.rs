@@ -16,24 +16,20 @@ use bindings::classify::edge::classifier::{
 #[spin_sdk::http_service]
 async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
-    let (status, answer, took) = match (parts.method, parts.uri.path()) {
-        (Method::POST, "/comments") => match body.collect().await {
-            Ok(body) => check(&body.to_bytes()),
+    type Route = fn(&[u8]) -> (StatusCode, Value, Option<Duration>);
+    let post: Option<Route> = match parts.uri.path() {
+        "/comments" => Some(check),
+        "/comments/rank" => Some(rank),
+        "/comments/relevance" => Some(relevance),
+        "/comments/length" => Some(length),
+        _ => None,
+    };
+    let (status, answer, took) = match (parts.method, post) {
+        (Method::POST, Some(route)) => match body.collect().await {
+            Ok(body) => route(&body.to_bytes()),
             Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
         },
-        (Method::POST, "/comments/rank") => match body.collect().await {
-            Ok(body) => rank(&body.to_bytes()),
-            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
-        },
-        (Method::POST, "/comments/relevance") => match body.collect().await {
-            Ok(body) => relevance(&body.to_bytes()),
-            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
-        },
-        (Method::POST, "/comments/length") => match body.collect().await {
-            Ok(body) => length(&body.to_bytes()),
-            Err(_) => failure(StatusCode::BAD_REQUEST, "the body could not be read"),
-        },
-        (Method::GET, "/comments/models") => {
+        (Method::GET, None) if parts.uri.path() == "/comments/models" => {
             let ids: Vec<String> = classifier::models().into_iter().map(|m| m.id).collect();
             (StatusCode::OK, json!({ "models": ids }), None)
         }
@@ -56,19 +52,17 @@ async fn serve(request: spin_sdk::http::Request) -> Response<Full<Bytes>> {
 
 /// The classifier's verdict on the body's comment, and how long asking took.
 fn check(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return failure(StatusCode::BAD_REQUEST, "the body is not JSON");
+    let (comment, model) = match comment_and_model(body) {
+        Ok(fields) => fields,
+        Err(message) => return failure(StatusCode::BAD_REQUEST, &message),
     };
-    let Some(comment) = body.get("comment").and_then(Value::as_str) else {
-        return failure(StatusCode::BAD_REQUEST, "`comment` (a string) is required");
-    };
-    let model = body.get("model").and_then(Value::as_str);
+    let model = model.as_deref();
     let options = ClassifyOptions {
         truncate_prompt_tokens: Some(-1),
         add_special_tokens: None,
         use_activation: None,
     };
-    let inputs = Inputs::Texts(vec![comment.to_owned()]);
+    let inputs = Inputs::Texts(vec![comment]);
     let started = Instant::now();
     let classified = classifier::classify(model, &inputs, options);
     let took = started.elapsed();
@@ -87,6 +81,16 @@ fn check(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
         },
         Err(error) => refused(error),
     }
+}
+
+/// The body's `comment` and `model`, or what is missing.
+fn comment_and_model(body: &[u8]) -> Result<(String, Option<String>), String> {
+    let body = serde_json::from_slice::<Value>(body).map_err(|_| "the body is not JSON")?;
+    let Some(comment) = body.get("comment").and_then(Value::as_str) else {
+        return Err("`comment` (a string) is required".to_owned());
+    };
+    let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
+    Ok((comment.to_owned(), model))
 }
 
 /// The body's `post`, its `comments` (strings) and `model`, or what is missing.
@@ -157,15 +161,13 @@ fn relevance(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
 
 /// The tokens the classifier reads for the body's `comment`, and whether they fit the model's length.
 fn length(body: &[u8]) -> (StatusCode, Value, Option<Duration>) {
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return failure(StatusCode::BAD_REQUEST, "the body is not JSON");
+    let (comment, model) = match comment_and_model(body) {
+        Ok(fields) => fields,
+        Err(message) => return failure(StatusCode::BAD_REQUEST, &message),
     };
-    let Some(comment) = body.get("comment").and_then(Value::as_str) else {
-        return failure(StatusCode::BAD_REQUEST, "`comment` (a string) is required");
-    };
-    let model = body.get("model").and_then(Value::as_str);
+    let model = model.as_deref();
     let started = Instant::now();
-    let tokenized = classifier::tokenize(model, comment, None);
+    let tokenized = classifier::tokenize(model, &comment, None);
     let took = started.elapsed();
     match tokenized {
         Ok(tokenized) => {
