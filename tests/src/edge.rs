@@ -5,7 +5,6 @@ use std::sync::{Mutex, OnceLock};
 
 use classify_edge_host::{EdgeHost, EdgeHostOptions};
 
-use crate::fixtures::models_dir;
 use crate::server_thread::ServerThread;
 
 /// The component builds, one per wasi:http version (edge/Cargo.toml's features).
@@ -132,73 +131,6 @@ pub fn snapshot(build: Build, models: &Path) -> anyhow::Result<PathBuf> {
     std::fs::rename(&partial, &output)?;
     taken.push((build, models.to_path_buf(), output.clone()));
     Ok(output)
-}
-
-/// Writes into `dir` the fixture `name` (an encoder with a `model.onnx` and a word embedding matrix) with that
-/// matrix widened to `rows` rows of pseudo-random weights, and returns the new `model.onnx`'s size. The graph and
-/// its answers for the fixture's texts are unchanged (their token ids are the first rows); the file has the size of
-/// a real model, with weights that are not zero anywhere.
-pub fn widened_embeddings_model(name: &str, rows: usize, dir: &Path) -> anyhow::Result<u64> {
-    use prost::Message;
-    use tract_onnx::pb::{ModelProto, tensor_shape_proto, type_proto};
-    let source = models_dir().join(name);
-    std::fs::create_dir_all(dir)?;
-    for file in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(source.join(file), dir.join(file))?;
-    }
-    let mut model = ModelProto::decode(std::fs::read(source.join("model.onnx"))?.as_slice())?;
-    let graph = model
-        .graph
-        .as_mut()
-        .ok_or_else(|| anyhow::anyhow!("{name}: no graph"))?;
-    let embeddings = graph
-        .initializer
-        .iter_mut()
-        .find(|tensor| tensor.name.ends_with("word_embeddings.weight"))
-        .ok_or_else(|| anyhow::anyhow!("{name}: no word embeddings"))?;
-    let [vocab, width] = embeddings.dims[..] else {
-        anyhow::bail!("{name}: embeddings of shape {:?}", embeddings.dims);
-    };
-    let (vocab, width) = (usize::try_from(vocab)?, usize::try_from(width)?);
-    anyhow::ensure!(rows >= vocab, "{name} has {vocab} rows already");
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let filler = std::iter::repeat_with(|| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1);
-        // Uniform in ±0.05, never zero.
-        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1 + 1e-6
-    });
-    let extra: Vec<u8> = filler
-        .take((rows - vocab) * width)
-        .flat_map(f32::to_le_bytes)
-        .collect();
-    embeddings.raw_data.extend_from_slice(&extra);
-    embeddings.dims[0] = i64::try_from(rows)?;
-    // The exporter also recorded the matrix's shape among the graph's values.
-    let embeddings = embeddings.name.clone();
-    for value in graph.value_info.iter_mut().chain(&mut graph.input) {
-        if value.name != embeddings {
-            continue;
-        }
-        let Some(type_proto::Value::TensorType(tensor)) =
-            value.r#type.as_mut().and_then(|t| t.value.as_mut())
-        else {
-            continue;
-        };
-        if let Some(first) = tensor
-            .shape
-            .as_mut()
-            .and_then(|shape| shape.dim.first_mut())
-        {
-            first.value = Some(tensor_shape_proto::dimension::Value::DimValue(
-                i64::try_from(rows)?,
-            ));
-        }
-    }
-    let bytes = model.encode_to_vec();
-    std::fs::write(dir.join("model.onnx"), &bytes)?;
-    Ok(bytes.len() as u64)
 }
 
 /// edge-host's defaults for `component` with `models` mounted (none: nothing), compiled through the tests' cache.

@@ -9,6 +9,7 @@ pub mod edge;
 pub mod edge_checks;
 pub mod exports;
 pub mod fixtures;
+pub mod generated;
 pub mod mock_hub;
 pub mod native;
 pub mod openapi;

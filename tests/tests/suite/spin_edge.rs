@@ -7,6 +7,7 @@
 
 use std::sync::OnceLock;
 
+use classify_edge_host::MemoryImage;
 use classify_tests::client::Client;
 use classify_tests::edge::{Build, comment_filter, component, snapshot};
 use classify_tests::edge_checks::{
@@ -15,6 +16,7 @@ use classify_tests::edge_checks::{
     same_answers_as_native, same_tokens_as_native, typed_calls_answer_like_the_routes,
 };
 use classify_tests::fixtures::{ENCODER_MODELS, TOKEN_MODELS, bundled_models_dir, models_dir};
+use classify_tests::generated::{EDGE_PLAN_APPLICATION_BYTES, EDGE_PLAN_MEMORY_BYTES, MiniLmInt8};
 use classify_tests::spin::{
     SpinServer, comment_filter_manifest, skip, spin_4_1_binary, spin_binary,
 };
@@ -160,6 +162,39 @@ fn a_self_contained_snapshot_answers_under_spin() {
         false,
         &["--max-instance-reuse-count", "1"],
     );
+}
+
+/// The MiniLM-L6-shaped int8 classifier (tests/fixtures/minilm_int8.py) as an edge plan runs it: self-contained,
+/// so the application is the snapshot alone, within Akamai Functions' 50 MiB, with its memory at start within
+/// 128 MiB; a fresh instance per request, answering like onnxruntime.
+#[test]
+fn a_minilm_shaped_int8_snapshot_fits_an_edge_plan_under_spin() {
+    let spin = match spin_binary() {
+        Ok(spin) => spin,
+        Err(reason) => return skip(&reason),
+    };
+    let dir = std::env::temp_dir().join(format!("classify-minilm-spin-{}", std::process::id()));
+    let model = match MiniLmInt8::generate(&dir) {
+        Ok(model) => model,
+        Err(reason) => return skip(&reason),
+    };
+    let taken = snapshot(Build::P3Rc, &dir).unwrap_or_else(|e| panic!("{e:#}"));
+    let application = std::fs::read(&taken).expect("snapshot");
+    let image = MemoryImage::of(&application).unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        application.len() as u64 <= EDGE_PLAN_APPLICATION_BYTES,
+        "the application is {} bytes",
+        application.len()
+    );
+    assert!(
+        image.initial_memory_bytes <= EDGE_PLAN_MEMORY_BYTES,
+        "an instance starts with {} bytes",
+        image.initial_memory_bytes
+    );
+    let edge =
+        SpinServer::start_self_contained(&spin, &taken, &["--max-instance-reuse-count", "1"])
+            .unwrap_or_else(|e| panic!("spin up: {e:#}"));
+    model.answers_like_onnxruntime(&Client::new(&edge.base_url));
 }
 
 #[test]
