@@ -169,6 +169,11 @@ pub async fn serve<S, B>(
             tokio::spawn(refuse(stream, limits.max_connections));
             continue;
         };
+        // A response whose body comes after its headers (edge-host streams the component's) is two writes; with
+        // Nagle's algorithm the second waits for the client's delayed ACK of the first, 40 ms on Linux.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+        }
         // Without a timer hyper never times out a client that trickles or withholds its headers.
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
