@@ -62,6 +62,26 @@ fn reference(model: &str) -> (Vec<TokenSequence>, Vec<Vec<f32>>) {
     }
 }
 
+/// The largest |a − b| over rows of logits; NaN if any logit is NaN or a shape differs.
+pub fn max_row_delta(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    if a.len() != b.len() {
+        return f32::NAN;
+    }
+    let mut worst = 0.0f32;
+    for (x, y) in a.iter().zip(b) {
+        if x.len() != y.len() {
+            return f32::NAN;
+        }
+        for delta in x.iter().zip(y).map(|(p, q)| (p - q).abs()) {
+            if delta.is_nan() {
+                return f32::NAN;
+            }
+            worst = worst.max(delta);
+        }
+    }
+    worst
+}
+
 impl ReferenceLogits {
     fn transformers(model: &str) -> ReferenceLogits {
         let (_, logits) = reference(model);
@@ -73,26 +93,8 @@ impl ReferenceLogits {
 
     /// The largest |self − other| over both runs; NaN if any logit is NaN or a shape differs.
     pub fn max_delta(&self, other: &ReferenceLogits) -> f32 {
-        let rows = |a: &[Vec<f32>], b: &[Vec<f32>]| {
-            if a.len() != b.len() {
-                return f32::NAN;
-            }
-            let mut worst = 0.0f32;
-            for (x, y) in a.iter().zip(b) {
-                if x.len() != y.len() {
-                    return f32::NAN;
-                }
-                for delta in x.iter().zip(y).map(|(p, q)| (p - q).abs()) {
-                    if delta.is_nan() {
-                        return f32::NAN;
-                    }
-                    worst = worst.max(delta);
-                }
-            }
-            worst
-        };
-        let batched = rows(&self.batched, &other.batched);
-        let alone = rows(&self.alone, &other.alone);
+        let batched = max_row_delta(&self.batched, &other.batched);
+        let alone = max_row_delta(&self.alone, &other.alone);
         if batched.is_nan() || alone.is_nan() {
             f32::NAN
         } else {

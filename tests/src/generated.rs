@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::client::Client;
 use crate::conformance::floats;
-use crate::exports::INT8_TOLERANCE;
+use crate::exports::{INT8_TOLERANCE, max_row_delta};
 
 /// Akamai Functions' plan, the smallest the edge is sold on: the application (the component with everything it
 /// carries) and the memory of an instance.
@@ -33,12 +33,6 @@ struct ReferenceLogits {
     logits: Vec<f32>,
     /// onnxruntime on the fp32 graph the file was quantized from.
     fp32_logits: Vec<f32>,
-}
-
-fn max_delta<'a>(pairs: impl Iterator<Item = (&'a [f32], &'a [f32])>) -> f32 {
-    pairs
-        .flat_map(|(a, b)| a.iter().zip(b).map(|(a, b)| (a - b).abs()))
-        .fold(0.0, f32::max)
 }
 
 impl MiniLmInt8 {
@@ -98,20 +92,13 @@ impl MiniLmInt8 {
         let got: Vec<Vec<f32>> = (0..texts.len())
             .map(|i| floats(&raw["data"][i]["probs"]))
             .collect();
-        let against = |expected: fn(&ReferenceLogits) -> &[f32]| {
-            max_delta(
-                got.iter()
-                    .map(Vec::as_slice)
-                    .zip(self.reference.iter().map(expected)),
-            )
+        let rows = |pick: fn(&ReferenceLogits) -> &Vec<f32>| -> Vec<Vec<f32>> {
+            self.reference.iter().map(pick).cloned().collect()
         };
-        let delta = against(|r| &r.logits);
-        let vs_fp32 = against(|r| &r.fp32_logits);
-        let onnxruntime_vs_fp32 = max_delta(
-            self.reference
-                .iter()
-                .map(|r| (r.logits.as_slice(), r.fp32_logits.as_slice())),
-        );
+        let (onnxruntime, fp32) = (rows(|r| &r.logits), rows(|r| &r.fp32_logits));
+        let delta = max_row_delta(&got, &onnxruntime);
+        let vs_fp32 = max_row_delta(&got, &fp32);
+        let onnxruntime_vs_fp32 = max_row_delta(&onnxruntime, &fp32);
         assert!(
             delta <= INT8_TOLERANCE || vs_fp32 <= 1.5 * onnxruntime_vs_fp32,
             "max |Δ| {delta} against onnxruntime; {vs_fp32} against fp32, onnxruntime's {onnxruntime_vs_fp32}"
