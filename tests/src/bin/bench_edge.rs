@@ -106,9 +106,11 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     let long = long_text();
+    // 128 tokens, or the model's whole window when it is shorter (the tiny fixtures take 64).
+    let long_tokens = served.max_model_len.min(128);
     let inputs = [
         ("short", SHORT.to_owned(), None),
-        ("128 tokens", long.clone(), Some(128)),
+        ("long", long.clone(), Some(long_tokens)),
     ];
     for (name, text, limit) in &inputs {
         let ids = served
@@ -116,6 +118,9 @@ fn main() -> anyhow::Result<()> {
             .encode(text, true, *limit)
             .map_err(anyhow::Error::msg)?;
         let sequence = classify_protocol::TokenSequence::single(ids.clone());
+        engine
+            .forward(&[&sequence])
+            .map_err(|e| anyhow::anyhow!("native tract: {e}"))?;
         let times = time(options.iterations, || {
             let _ = engine.forward(&[&sequence]);
         });
@@ -191,6 +196,16 @@ fn main() -> anyhow::Result<()> {
             measure(&options, &what, &server.base_url, &model, &inputs, reuse);
         }
     }
+    // The snapshot alone, nothing mounted: what a fresh instance costs without reading any file.
+    let host = EdgeHost::new(&EdgeHostOptions {
+        component: p3_snapshot.clone(),
+        models: None,
+        max_instance_reuse: Some(1),
+        ..host_options.clone()
+    })?;
+    let server = EdgeServer::serve(host)?;
+    let what = "edge-host snapshot self-contained";
+    measure(&options, what, &server.base_url, &model, &inputs, Some(1));
     match (&options.spin_component, spin_binary()) {
         (Some(component), Ok(spin)) => {
             let rc_snapshot = snapshot(component)?;
@@ -207,6 +222,13 @@ fn main() -> anyhow::Result<()> {
                     measure(&options, &what, &server.base_url, &model, &inputs, reuse);
                 }
             }
+            let server = SpinServer::start_self_contained(
+                &spin,
+                &rc_snapshot,
+                &["--max-instance-reuse-count", "1"],
+            )?;
+            let what = format!("spin {} snapshot self-contained", spin_version(&spin));
+            measure(&options, &what, &server.base_url, &model, &inputs, Some(1));
             if let Some(filter) = &options.comment_filter {
                 typed_call(&options, &spin, filter, &rc_snapshot, &model)?;
             }

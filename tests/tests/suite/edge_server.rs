@@ -156,25 +156,40 @@ fn a_self_contained_snapshot_fits_an_edge_plan() {
 
 #[test]
 fn a_snapshot_of_other_files_loads_the_mounted_ones() {
-    // Taken with one model; served with every fixture mounted: the snapshot is stale and the mounted files win.
-    let dir = std::env::temp_dir().join(format!("classify-snapshot-{}", std::process::id()));
-    let model = dir.join("bert-sentiment");
-    std::fs::create_dir_all(&model).expect("temp dir");
-    for file in [
+    // Taken with bert-3label's files as `bert-sentiment`: the snapshot is stale wherever it is served.
+    let serving_files = [
         "config.json",
         "tokenizer.json",
         "tokenizer_config.json",
         "model.onnx",
-    ] {
-        std::fs::copy(
-            models_dir().join("bert-3label").join(file),
-            model.join(file),
-        )
-        .expect("copy");
-    }
+    ];
+    let copy = |from: &str, to: &std::path::Path| {
+        std::fs::create_dir_all(to).expect("temp dir");
+        for file in serving_files {
+            std::fs::copy(models_dir().join(from).join(file), to.join(file)).expect("copy");
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("classify-snapshot-{}", std::process::id()));
+    copy("bert-3label", &dir.join("bert-sentiment"));
     let stale = snapshot(Build::P3, &dir);
+    let component = stale.unwrap_or_else(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("{e:#}")
+    });
+    // The same directory with the real bert-sentiment's files: the model's own check finds them changed.
+    copy("bert-sentiment", &dir.join("bert-sentiment"));
+    let edge = EdgeServer::start_component(&component, Some(&dir), None, Some(1));
+    let edge = edge.unwrap_or_else(|e| {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("edge: {e:#}")
+    });
+    case05_reference_parity(
+        &Client::new(&edge.base_url),
+        &Fixture::load("bert-sentiment"),
+    );
+    drop(edge);
     let _ = std::fs::remove_dir_all(&dir);
-    let component = stale.unwrap_or_else(|e| panic!("{e:#}"));
+    // Every fixture mounted: other directories, so the mounted files are scanned.
     let native = native_with_encoders();
     let edge = EdgeServer::start_component(&component, Some(&models_dir()), None, Some(1))
         .unwrap_or_else(|e| panic!("edge: {e:#}"));
