@@ -125,8 +125,8 @@ pub struct Preloaded {
 
 /// What a model was loaded from, cheap to read: each of its files' path and size, and config.json's bytes. Equal
 /// fingerprints mean the model loaded from one serves the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(Vec<(PathBuf, u64, Option<Vec<u8>>)>);
+#[derive(Clone, PartialEq, Eq)]
+struct Fingerprint(Vec<(PathBuf, u64, Option<Vec<u8>>)>);
 
 impl EdgeModels {
     /// No models, and `/health` says why.
